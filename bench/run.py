@@ -1,0 +1,300 @@
+"""Every benchmark, one table: each figure beside a baseline measured in the same run.
+
+    python -m bench.run [--quick] [--out bench/results]
+
+Runs, one after the other and each in its own process: the receiver (vs bare Starlette), the
+pipeline (vs an arq no-op job; SQLite and PostgreSQL; 1 and 2 workers; a 10,000-user bulk
+change), API economy (vs the cheapest possible requests), the shared rate-limit budget (vs what
+the limits allow), sandbox paging (vs rendering alone), the 100,000-user resync when
+bench/resync.py is there, and the receiver fuzz run (100,000 cases; 5,000 with --quick).
+Writes results.json and chart.png to --out and the chart to docs/bench.png for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.chart import draw
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Line:
+    """One row of the table: a figure and the baseline it is read against."""
+
+    bench: str
+    figure: str
+    value: float | None
+    baseline: float | None
+    baseline_name: str
+    source: str = ""  # the BENCHES key that produced it
+
+    @property
+    def ratio(self) -> float | None:
+        if self.value is None or not self.baseline:
+            return None
+        return self.value / self.baseline
+
+
+def _run(module: str, *args: str, timeout: float) -> tuple[str, dict[str, Any] | None]:
+    """Run `python -m module args` (adding --json when asked); its stdout and JSON document."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "out.json"
+        command = [sys.executable, "-m", module, *args]
+        wants_json = "--json" in args
+        if wants_json:
+            command[command.index("--json") + 1] = str(target)
+        print(f"== {' '.join(command[2:])}", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        sys.stderr.write(done.stdout)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr[-3000:])
+            raise RuntimeError(f"{module} exited with {done.returncode}")
+        document = orjson.loads(target.read_bytes()) if wants_json and target.exists() else None
+        return done.stdout, document
+
+
+# --- each benchmark as table lines -----------------------------------------------------------
+
+
+def receiver(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    seconds = "3" if quick else "10"
+    _, doc = _run("bench.receiver", "--seconds", seconds, "--json", "-", timeout=300)
+    assert doc is not None
+    bare, ours = doc["results"][0], doc["results"][1]
+    lines = [
+        Line("receiver", "acknowledged notifications/s", ours["requests_per_s"],
+             bare["requests_per_s"], "bare Starlette req/s"),
+        Line("receiver", "p99 under load (ms)", ours["p99_ms"], bare["p99_ms"],
+             "bare Starlette p99"),
+        Line("receiver", "jobs in Redis / acknowledged", doc["queued"], doc["acknowledged"],
+             "acknowledged"),
+        Line("receiver", "  lone notification on an idle receiver, p50 ms", doc["idle_p50_ms"],
+             None, "-"),
+        Line("receiver", "  lone notification on an idle receiver, p99 ms", doc["idle_p99_ms"],
+             None, "-"),
+    ]  # fmt: skip
+    return lines, doc
+
+
+def pipeline(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    args = ["--quick"] if quick else []
+    _, doc = _run("bench.pipeline", *args, "--json", "-", timeout=3600)
+    assert doc is not None
+    rows = doc["rows"]
+    noop = {r["workers"]: r for r in rows if r["name"] == "arq no-op job"}
+    lines = []
+    for r in rows:
+        if r["name"] == "arq no-op job":
+            continue
+        base = noop.get(r["workers"], {})
+        where = f"{r['database']}, {r['workers']} worker{'s' if r['workers'] > 1 else ''}"
+        if r["name"].startswith("bulk"):
+            lines.append(Line("pipeline", f"{r['name']} ({where}), users/s", r["per_second"],
+                              base.get("per_second"), "arq no-op jobs/s"))  # fmt: skip
+            lines.append(Line("pipeline", "  the same against the 1,000 users/s goal",
+                              r["per_second"], 1000.0, "goal"))  # fmt: skip
+            continue
+        lines += [
+            Line("pipeline", f"events/s ({where})", r["per_second"], base.get("per_second"),
+                 "arq no-op jobs/s"),
+            Line("pipeline", f"  event -> mirror p50 ms ({where})", r["p50_ms"],
+                 base.get("p50_ms"), "no-op enqueue -> run p50"),
+            Line("pipeline", f"  event -> mirror p99 ms ({where})", r["p99_ms"],
+                 base.get("p99_ms"), "no-op enqueue -> run p99"),
+        ]  # fmt: skip
+    return lines, doc
+
+
+def economy(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    _, doc = _run("bench.economy", "--json", "-", timeout=3600)
+    assert doc is not None
+    lines = []
+    for r in doc["results"]:
+        k = f"K={r['changed']:,} of {doc['account_users']:,}"
+        lines += [
+            Line("API economy", f"requests, {k}", r["requests"], r["floor_requests"],
+                 "floor (goal <= 1.2x)"),
+            Line("API economy", f"  seconds to converge, {k}", r["seconds"],
+                 r["floor_seconds"], "floor at the limits"),
+            Line("API economy", f"  429 responses, {k}", r["rate_limited"], 0, "goal"),
+        ]  # fmt: skip
+    return lines, doc
+
+
+def ratelimit(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    seconds = "20" if quick else "120"
+    out, _ = _run("bench.ratelimit", "--seconds", seconds, timeout=600)
+    doc: dict[str, Any] = {"seconds": float(seconds), "output": out}
+    lines = []
+    limits = {"light": 50, "medium": 40}
+    for group, answered in re.findall(r"^(light|medium)\s+(\d+)\s", out, re.M):
+        # A sliding 60 s window from a fresh start: a full window at once, then one a minute.
+        ceiling = limits[group] * math.ceil(float(seconds) / 60)
+        doc[group] = {"answered": int(answered), "ceiling": ceiling}
+        lines.append(Line("rate limits", f"{group} requests answered in {seconds} s, 2 processes",
+                          float(answered), ceiling, "most the limit allows"))  # fmt: skip
+    refused = re.search(r"429 responses received: (\d+)", out)
+    logins = re.search(r"logins: (\d+)", out)
+    if refused:
+        doc["rate_limited"] = int(refused.group(1))
+        lines.append(Line("rate limits", "429 responses", int(refused.group(1)), 0, "goal"))
+    if logins:
+        lines.append(Line("rate limits", "logins", int(logins.group(1)), 1, "goal"))
+    return lines, doc
+
+
+def paging(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    users = "20000" if quick else "100000"
+    out, _ = _run("bench.sandbox_paging", "--users", users, "--rounds", "1", timeout=600)
+    median = re.search(r"median\s+([\d.]+) ms", out)
+    render = re.search(r"render only .*?:\s+([\d.]+) ms", out)
+    doc = {"users": int(users), "output": out}
+    value = float(median.group(1)) if median else None
+    base = float(render.group(1)) if render else None
+    return [Line("sandbox", f"1,000-user page round trip ms ({int(users):,} users)", value, base,
+                 "render alone")], doc  # fmt: skip
+
+
+def resync(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    """bench/resync.py is optional; it prints its result as a JSON document on its last line."""
+    if not (ROOT / "bench" / "resync.py").exists():
+        return [], {"skipped": "bench/resync.py is not there"}
+    users = "20000" if quick else "100000"
+    out, _ = _run("bench.resync", "--users", users, timeout=3600)
+    doc: dict[str, Any] = orjson.loads(out.strip().splitlines()[-1])
+    n = f"{doc['users']:,} users"
+    throttled = sum(int(v) for v in (doc.get("throttled") or {}).values())
+    lines = [
+        Line("resync", f"list requests, {n}", doc["list_requests"], doc["expected_requests"],
+             "ceil(N / 1000)"),
+        Line("resync", f"  seconds, {n}", doc["wall_seconds"], doc["floor_seconds"],
+             "floor at 40 pages/min"),
+        Line("resync", f"  peak RSS MB, {n}", doc["peak_rss_mb"], doc["peak_rss_mb_before"],
+             "RSS before it"),
+        Line("resync", f"  429 responses, {n}", throttled, 0, "goal"),
+    ]  # fmt: skip
+    return lines, doc
+
+
+def fuzz(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    cases, raw = ("5000", "1000") if quick else ("100000", "10000")
+    _, doc = _run("bench.fuzz", "--cases", cases, "--raw", raw, "--json", "-", timeout=7200)
+    assert doc is not None
+    lines = [
+        Line("fuzz", "receiver cases, none a 5xx or wrongly queued", doc["http_cases"],
+             100_000.0, "goal (full run)"),
+        Line("fuzz", "  raw-socket cases (odd headers, Content-Length)", doc["raw_cases"],
+             None, "-"),
+    ]  # fmt: skip
+    return lines, doc
+
+
+BENCHES: dict[str, Callable[[bool], tuple[list[Line], dict[str, Any]]]] = {
+    "receiver": receiver,
+    "pipeline": pipeline,
+    "economy": economy,
+    "ratelimit": ratelimit,
+    "paging": paging,
+    "resync": resync,
+    "fuzz": fuzz,
+}
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def table(lines: list[Line]) -> str:
+    width = max([len(line.figure) for line in lines] + [20])
+    head = f"{'bench':<12} {'figure':<{width}} {'value':>10} {'baseline':>10} {'ratio':>7}  of"
+    out = [head, "-" * len(head)]
+    for line in lines:
+        ratio = "-" if line.ratio is None else f"{line.ratio:.2f}x"
+        out.append(
+            f"{line.bench:<12} {line.figure:<{width}} {_fmt(line.value):>10} "
+            f"{_fmt(line.baseline):>10} {ratio:>7}  {line.baseline_name}"
+        )
+    return "\n".join(out)
+
+
+def _previous(path: Path) -> tuple[dict[str, list[Line]], dict[str, Any]]:
+    if not path.exists():
+        return {}, {}
+    saved = orjson.loads(path.read_bytes())
+    produced: dict[str, list[Line]] = {}
+    for raw in saved.get("lines", []):
+        raw.pop("ratio", None)
+        line = Line(**raw)
+        produced.setdefault(line.source, []).append(line)
+    return produced, dict(saved.get("benches", {}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (a few minutes)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHES))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    produced: dict[str, list[Line]] = {}
+    documents: dict[str, Any] = {}
+    if args.only:
+        # Re-running some benches: keep the others' figures from the last run.
+        produced, documents = _previous(args.out / "results.json")
+    failed = []
+    for name, bench in BENCHES.items():
+        if args.only and name not in args.only:
+            continue
+        try:
+            more, documents[name] = bench(args.quick)
+        except (RuntimeError, subprocess.TimeoutExpired, OSError, AssertionError) as exc:
+            failed.append(name)
+            documents[name] = {"error": str(exc)}
+            more = [Line(name, f"FAILED: {exc}"[:80], None, None, "-")]
+        produced[name] = [dataclasses.replace(line, source=name) for line in more]
+    lines = [line for name in BENCHES for line in produced.get(name, [])]
+    report = table(lines)
+    print(report)
+    results = {
+        "quick": args.quick,
+        "started": started,
+        "seconds": time.time() - started,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "lines": [{**asdict(line), "ratio": line.ratio} for line in lines],
+        "benches": documents,
+    }
+    (args.out / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    (args.out / "table.txt").write_text(report + "\n")
+    chart = args.out / "chart.png"
+    draw(documents, chart)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "bench.png").write_bytes(chart.read_bytes())
+    print(f"\nwrote {args.out / 'results.json'}, {chart} and docs/bench.png", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

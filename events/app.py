@@ -1,0 +1,199 @@
+"""The receiver: RingCentral POSTs here; we answer 200 only after the notification is queued.
+
+POST /webhook: handshake → size limit → token → parse → durable enqueue → 200. Nothing here waits
+on RingCentral or the database; a Redis that is down or slow gives a fast 503, never a 200 for an
+event that was not queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import cast
+
+import orjson
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from events.metrics import ReceiverMetrics
+from events.models import Kind, Notification
+from events.queue import INGEST, Queue
+from events.settings import Settings
+from events.verify import VALIDATION_HEADER, VERIFICATION_HEADER, handshake_token, token_matches
+
+log = logging.getLogger(__name__)
+
+_JSON = "application/json"
+_OK = b'{"status":"ok"}'
+
+
+@dataclass(slots=True)
+class Receiver:
+    """What the routes need, opened in the lifespan and closed after it."""
+
+    settings: Settings
+    redis: Redis
+    queue: Queue
+    metrics: ReceiverMetrics
+
+
+def receiver(request: Request) -> Receiver:
+    return cast(Receiver, request.state.receiver)
+
+
+def _reply(status: int, outcome: str, metrics: ReceiverMetrics, reason: str = "") -> Response:
+    metrics.count(outcome)
+    body = _OK if status == 200 else orjson.dumps({"error": outcome, "reason": reason})
+    return Response(body, status_code=status, media_type=_JSON)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it passes `limit` bytes (before anything parses it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reason(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"[:200]
+
+
+async def webhook(request: Request) -> Response:
+    rx = receiver(request)
+    metrics = rx.metrics
+    try:
+        body = await _read_body(request, rx.settings.max_body_bytes)
+    except _TooLarge:
+        return _reply(413, "too_large", metrics, f"body over {rx.settings.max_body_bytes} bytes")
+    except ClientDisconnect:
+        return _reply(400, "disconnected", metrics, "client went away")
+
+    echo = handshake_token(request.headers, body)
+    if echo is not None:
+        metrics.count("handshake")
+        log.info("subscription handshake answered")
+        return Response(b"", media_type=_JSON, headers={"Validation-Token": echo})
+
+    headers = request.headers
+    if not token_matches(
+        rx.settings.verification_token,
+        headers.get(VERIFICATION_HEADER),
+        headers.get(VALIDATION_HEADER),
+    ):
+        log.warning("notification refused: verification token missing or wrong")
+        return _reply(401, "unauthorized", metrics, "Verification-Token missing or wrong")
+
+    try:
+        notification = Notification.model_validate_json(body)
+    except ValidationError as exc:
+        reason = _reason(exc)
+        log.warning("notification refused: %s", reason)
+        return _reply(400, "invalid", metrics, reason)
+
+    started = time.perf_counter()
+    try:
+        # asyncio.timeout, not wait_for: no extra task per request on the hot path.
+        async with asyncio.timeout(rx.settings.enqueue_timeout):
+            queued = await rx.queue.enqueue(
+                INGEST,
+                body,
+                int(time.time() * 1000),
+                # Unknown events are queued too, marked so: kept for audit, never reconciled.
+                notification.kind.value,
+                job_id=rx.settings.key("notification", notification.uuid),
+            )
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.error(
+            "notification not queued: %s",
+            type(exc).__name__,
+            extra={"uuid": notification.uuid},
+        )
+        return _reply(503, "unavailable", metrics, "queue unavailable, retry later")
+    metrics.enqueue_seconds.observe(time.perf_counter() - started)
+    if notification.kind is Kind.UNKNOWN:
+        log.info("unknown event kept for audit", extra={"uuid": notification.uuid})
+    return _reply(200, "queued" if queued else "duplicate", metrics)
+
+
+async def healthz(request: Request) -> Response:
+    return Response(_OK, media_type=_JSON)
+
+
+async def readyz(request: Request) -> Response:
+    rx = receiver(request)
+    try:
+        await asyncio.wait_for(rx.redis.ping(), rx.settings.enqueue_timeout)
+    except (RedisError, OSError, TimeoutError) as exc:
+        return Response(
+            orjson.dumps({"status": "unavailable", "redis": type(exc).__name__}),
+            status_code=503,
+            media_type=_JSON,
+        )
+    return Response(_OK, media_type=_JSON)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    payload, content_type = receiver(request).metrics.render()
+    return Response(payload, media_type=content_type)
+
+
+def open_redis(settings: Settings) -> Redis:
+    """A client that fails fast: the receiver must answer 503 quickly when Redis is away."""
+    client: Redis = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.enqueue_timeout,
+        socket_timeout=settings.enqueue_timeout,
+    )
+    return client
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The receiver as an ASGI app; Redis is opened in the lifespan, never at import."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Receiver]]:
+        if not settings.verification_token.get_secret_value():
+            log.warning(
+                "RINGSYNC_VERIFICATION_TOKEN is not set: every notification will be accepted"
+            )
+        redis = open_redis(settings)
+        queue = Queue(redis, settings.queue_name)
+        try:
+            yield {"receiver": Receiver(settings, redis, queue, ReceiverMetrics())}
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await queue.close()
+            await redis.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/webhook", webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,154 @@
+"""`ringsync resync [--dry-run] [--approve] [--json]`: a full reconciliation, now, in this process.
+
+A progress bar on a terminal (stderr), a summary table at the end (stdout). Exit 1 with one
+clear line when the safeguard held deprovisionings back (`--approve` applies them), or when the
+listing failed part-way (nothing was deprovisioned then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from events.settings import Settings
+from scripts.cli import Failure
+from scripts.connections import open_deps
+from workers.context import LISTING_WAIT
+from workers.errors import RingCentralError
+from workers.resync import Summary, run_resync
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("resync", help="reconcile every user now (full listing)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="compute and print the changes, write nothing"
+    )
+    parser.add_argument(
+        "--approve",
+        action="store_true",
+        help="apply deprovisionings even past RINGSYNC_MAX_DEPROVISION_RATIO (runs afresh)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON document"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    summary = asyncio.run(_resync(settings, dry_run=args.dry_run, approve=args.approve))
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
+        sys.stdout.flush()
+    else:
+        print_summary(summary, output_console())
+    if summary.plan_id is not None:
+        raise Failure(safeguard_message(summary))
+    return 0
+
+
+def safeguard_message(summary: Summary) -> str:
+    return (
+        f"safeguard: {summary.held} of {summary.live_before} users would be deprovisioned "
+        f"({summary.ratio:.0%} > {summary.limit:.0%}); none was deprovisioned. "
+        f"Check them (plan {summary.plan_id}, `ringsync status`), then run "
+        "`ringsync resync --approve`"
+    )
+
+
+async def _resync(settings: Settings, *, dry_run: bool, approve: bool) -> Summary:
+    errors = Console(stderr=True)
+    async with open_deps(settings, max_wait=LISTING_WAIT) as d:
+        with _progress(errors) as bar:
+            task = bar.add_task("listing users", total=None)
+
+            def advance(count: int) -> None:
+                bar.advance(task, count)
+
+            def expect(total: int) -> None:
+                bar.update(task, total=total)
+
+            def waiting() -> None:
+                errors.print("another resync is running: waiting for it to finish", style="yellow")
+
+            try:
+                return await run_resync(
+                    d,
+                    progress=advance,
+                    expected=expect,
+                    dry_run=dry_run,
+                    approve=approve,
+                    on_wait=waiting,
+                )
+            except RingCentralError as exc:
+                raise Failure(
+                    f"the listing failed ({exc}); pages read so far were applied, nobody was "
+                    "deprovisioned; run it again"
+                ) from None
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def output_console() -> Console:
+    console = Console()
+    # Piped into a file or another program: never squeeze or cut a cell.
+    return console if console.is_terminal else Console(width=200)
+
+
+def print_summary(summary: Summary, console: Console) -> None:
+    """The changes (dry run, or deprovisionings held back), then the figures."""
+    if summary.changes and (summary.dry_run or summary.plan_id is not None):
+        title = "changes this resync would make" if summary.dry_run else "held for approval"
+        changes = Table(title=title, title_justify="left")
+        for heading in ("extension", "name", "before", "after", "events", "fields"):
+            changes.add_column(heading)
+        for change in summary.changes:
+            changes.add_row(
+                change.extension_id,
+                change.name,
+                change.before or "",
+                change.after or "",
+                ", ".join(change.events),
+                ", ".join(change.fields),
+            )
+        if summary.more_changes:
+            changes.caption = f"… and {summary.more_changes} more"
+        console.print(changes)
+    kind = "dry run" if summary.dry_run else "resync"
+    table = Table(title=f"{kind} {summary.resync_id}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("account", summary.account_id)
+    table.add_row("listed users", str(summary.listed))
+    table.add_row("pages", str(summary.pages))
+    table.add_row("baseline", "yes" if summary.baseline else "no")
+    table.add_row("users changed" if not summary.dry_run else "would change", str(summary.changed))
+    for name, count in sorted(summary.events.items()):
+        table.add_row(f"  {name}", str(count))
+    table.add_row(
+        "deprovisionings found",
+        f"{summary.planned_deprovisions} of {summary.live_before} ({summary.ratio:.1%})",
+    )
+    if summary.plan_id is not None:
+        table.add_row("held for approval", f"{summary.held} (plan {summary.plan_id})")
+    elif summary.would_hold:
+        table.add_row("safeguard", f"would hold them (> {summary.limit:.0%})")
+    if summary.settled:
+        verdict = "approved" if summary.approve else "superseded"
+        table.add_row(f"pending plans {verdict}", str(summary.settled))
+    console.print(table)

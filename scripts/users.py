@@ -1,0 +1,104 @@
+"""`ringsync users [--state S] [--json]`: the mirror, every known user (deprovisioned included)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from events.settings import Settings
+from scripts.db import run_against_store
+from workers.lifecycle import State
+from workers.store import MirroredUser, Store
+
+# The `--json` contract (DESIGN), then what else helps a reader.
+_JSON_FIELDS = (
+    "extension_id",
+    "account_id",
+    "email",
+    "first_name",
+    "last_name",
+    "extension_number",
+    "status",
+    "state",
+    "updated_at",
+    "type",
+    "department",
+    "job_title",
+    "email_as_login",
+    "international_calling",
+    "observed_at",
+    "first_seen_at",
+    "deprovisioned_at",
+    "sequence",
+)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("users", help="list the mirrored users")
+    parser.add_argument(
+        "--state", choices=[s.value for s in State], help="only users in this state"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    users = run_against_store(settings.database_url, _load(settings.database_url, args.state))
+    if args.json:
+        out = sys.stdout.buffer
+        for user in users:
+            out.write(orjson.dumps(as_json(user), option=orjson.OPT_APPEND_NEWLINE))
+        out.flush()
+    else:
+        _print_table(users)
+    return 0
+
+
+async def _load(database_url: str, state: str | None) -> list[MirroredUser]:
+    store = await Store.open(database_url)
+    try:
+        return await store.list_users(state=state)
+    finally:
+        await store.close()
+
+
+def as_json(user: MirroredUser) -> dict[str, Any]:
+    """One user as the `--json` line shows it (timestamps ISO 8601 UTC)."""
+    values: dict[str, Any] = {"account_id": user.account_id, "extension_id": user.extension_id}
+    for name in _JSON_FIELDS:
+        if name not in values:
+            values[name] = getattr(user.row, name)
+    values["state"] = str(user.row.state)
+    for name, value in values.items():
+        if hasattr(value, "isoformat"):
+            values[name] = value.isoformat()
+    return values
+
+
+def _print_table(users: list[MirroredUser]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(users)} users", title_justify="left")
+    for heading in ("extension", "number", "name", "email", "status", "state", "updated"):
+        table.add_column(heading)
+    for user in users:
+        row = user.row
+        name = " ".join(part for part in (row.first_name, row.last_name) if part)
+        table.add_row(
+            user.extension_id,
+            row.extension_number or "",
+            name,
+            row.email or "",
+            row.status or "",
+            str(row.state),
+            row.updated_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+        )
+    console = Console()
+    if not console.is_terminal:
+        # Piped into a file or another program: never squeeze or cut a cell.
+        console = Console(width=1_000)
+    console.print(table)

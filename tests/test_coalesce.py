@@ -1,0 +1,64 @@
+"""Per-extension generations on a real Redis: covered, newer, deferred, locked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from events.settings import Settings
+from workers.coalesce import Coalescer
+
+
+@pytest.fixture
+def coalescer(redis: aioredis.Redis, make_settings: Callable[..., Settings]) -> Coalescer:
+    return Coalescer(redis, make_settings(), window=0.5)
+
+
+async def test_a_read_covers_every_change_recorded_before_it(coalescer: Coalescer) -> None:
+    first, second = await coalescer.mark(["7", "7"])
+    assert (first.generation, second.generation) == (1, 2)
+    assert first.defer_by == 0  # never read: no wait
+    reading = await coalescer.begin("7")
+    assert reading == 2
+    assert await coalescer.finish("7", reading)
+    assert await coalescer.covered("7", 1)
+    assert await coalescer.covered("7", 2)
+    assert await coalescer.dirty() == []
+
+
+async def test_a_change_during_a_read_is_not_covered_by_it(coalescer: Coalescer) -> None:
+    await coalescer.mark(["7"])
+    reading = await coalescer.begin("7")
+    (late,) = await coalescer.mark(["7"])  # arrives while the read is in flight
+    assert not await coalescer.finish("7", reading)
+    assert not await coalescer.covered("7", late.generation)
+    assert await coalescer.dirty() == ["7"]
+    assert late.defer_by > 0  # read just now: wait for the coalescing window
+
+
+async def test_finish_many_and_stale_finishes(coalescer: Coalescer) -> None:
+    await coalescer.mark(["1", "2", "2"])
+    await coalescer.finish_many({"1": 1, "2": 2})
+    assert await coalescer.dirty() == []
+    await coalescer.finish("2", 1)  # an older read finishing late never lowers `done`
+    assert await coalescer.covered("2", 2)
+
+
+async def test_the_lock_is_exclusive_and_released_by_its_holder(coalescer: Coalescer) -> None:
+    token = await coalescer.lock("9")
+    assert token is not None
+    assert await coalescer.lock("9") is None
+    await coalescer.unlock("9", "not-the-token")
+    assert await coalescer.lock("9") is None
+    await coalescer.unlock("9", token)
+    assert await coalescer.lock("9") is not None
+
+
+async def test_batch_marker(coalescer: Coalescer) -> None:
+    assert not await coalescer.batch_active()
+    await coalescer.set_batch_active(True)
+    assert await coalescer.batch_active()
+    await coalescer.set_batch_active(False)
+    assert not await coalescer.batch_active()

@@ -1,0 +1,140 @@
+"""The deployment files: docker-compose.yml must parse (`docker compose config`, else Debian's
+`docker-compose config`), and the Dockerfile must build a non-root `ringsync` image.
+
+No Docker engine is needed: `config` only reads, interpolates and validates the file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE = {"redis", "postgres", "receiver", "worker"}
+
+
+def _compose() -> list[str]:
+    """The compose command this machine has: the plugin first, then the standalone one."""
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone is not None:
+        return [standalone]
+    message = "NO DOCKER COMPOSE: neither `docker compose` nor `docker-compose` is installed"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (scripts/env.sh installs docker-compose when running as root)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def compose(tmp_path: Path) -> Any:
+    """Run `<compose> -f docker-compose.yml ARGS` with a `.env` made from `.env.example`."""
+    command = _compose()
+    env_file = tmp_path / ".env"
+    shutil.copy(ROOT / ".env.example", env_file)
+    with env_file.open("a") as extra:
+        extra.write("RINGSYNC_VERIFICATION_TOKEN=token-from-the-env-file\n")
+    env = {**os.environ, "RINGSYNC_ENV_FILE": str(env_file), "POSTGRES_PASSWORD": "pw-from-env"}
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [*command, "-f", str(ROOT / "docker-compose.yml"), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    return run
+
+
+def test_compose_file_parses_and_lists_the_services(compose: Any) -> None:
+    assert set(compose("config", "--services").split()) >= CORE
+    assert "sandbox" in compose("--profile", "sandbox", "config", "--services").split()
+
+
+def test_compose_services_are_configured_as_documented(compose: Any) -> None:
+    config = yaml.safe_load(compose("config"))
+    services = config["services"]
+    redis_command = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_command
+    assert "--appendfsync everysec" in redis_command
+    assert services["receiver"]["command"][:3] == ["serve", "--host", "0.0.0.0"]
+    assert services["worker"]["command"] == ["worker"]
+    receiver_check = " ".join(services["receiver"]["healthcheck"]["test"])
+    assert "healthz" in receiver_check
+    assert "readyz" in receiver_check
+    assert "healthcheck" in services["worker"]
+    for name in ("receiver", "worker"):
+        env = services[name]["environment"]
+        # .env reaches the containers; the service addresses come from the compose file.
+        assert env["RINGSYNC_VERIFICATION_TOKEN"] == "token-from-the-env-file"
+        assert env["REDIS_URL"] == "redis://redis:6379/0"
+        assert env["DATABASE_URL"].startswith("postgresql+asyncpg://ringsync:pw-from-env@postgres")
+        assert set(services[name]["depends_on"]) == {"redis", "postgres"}
+
+
+def test_dockerfile_builds_a_non_root_ringsync_image() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert lines[0] == "FROM python:3.11-slim"
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users
+    assert users[-1] not in {"root", "0"}
+    assert 'ENTRYPOINT ["ringsync"]' in lines
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignored  # only what the package needs is sent to the build
+    for needed in ("pyproject.toml", "events", "workers", "scripts", "migrations"):
+        assert f"!{needed}" in ignored
+
+
+def test_the_worker_healthcheck_reads_the_key_the_worker_writes(
+    compose: Any, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    """Run the compose file's worker healthcheck against a real Redis, with and without the key."""
+    import redis as sync_redis
+
+    from events.settings import Settings
+    from workers.main import worker_settings
+
+    settings = Settings(_env_file=None, redis_url=redis_url, redis_namespace=namespace)
+    key = worker_settings(settings)["health_check_key"]
+    check = yaml.safe_load(compose("config"))["services"]["worker"]["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"]
+    env = {
+        "PATH": os.environ["PATH"],
+        "REDIS_URL": redis_url,
+        "RINGSYNC_REDIS_NAMESPACE": namespace,
+    }
+
+    def healthy() -> bool:
+        done = subprocess.run(
+            [sys.executable, "-c", check[3]], env=env, cwd=tmp_path, timeout=30, check=False
+        )
+        return done.returncode == 0
+
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        assert not healthy()
+        client.set(key, b"alive", ex=60)
+        assert healthy()
+    finally:
+        client.delete(key)
+        client.close()

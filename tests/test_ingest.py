@@ -1,0 +1,96 @@
+"""The ingest job on real parts: raw events kept once, directory data applied without a read."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from events.queue import RENEW
+from tests.fixtures.pipeline import MakePipeline, Pipeline
+from workers.context import deps, shutdown, startup
+from workers.ingest import ingest
+
+Ctx = dict[str, Any]
+
+
+@pytest.fixture
+async def quiet(make_pipeline: MakePipeline, sqlite_url: str) -> Pipeline:
+    return await make_pipeline(database_url=sqlite_url, workers=0)
+
+
+@pytest.fixture
+async def ctx(quiet: Pipeline) -> AsyncIterator[Ctx]:
+    pool: ArqRedis = await create_pool(RedisSettings.from_dsn(quiet.settings.redis_url))
+    context: Ctx = {"settings": quiet.settings, "redis": pool, "job_try": 1}
+    await startup(context)
+    yield context
+    await shutdown(context)
+    await pool.aclose()
+
+
+def raw(event: str, body: dict[str, Any], uid: str | None = None) -> bytes:
+    return orjson.dumps(
+        {"uuid": uid or str(uuid.uuid4()), "event": event, "body": body,
+         "timestamp": "2026-11-23T10:00:00.000Z", "subscriptionId": "s-1"}
+    )  # fmt: skip
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def test_directory_events_are_applied_without_a_read(quiet: Pipeline, ctx: Ctx) -> None:
+    account = quiet.sandbox.account_id
+    contact = {
+        "id": 555, "eventType": "Update", "type": "User", "status": "Disabled",
+        "firstName": "Dir", "lastName": "Ectory", "email": "dir@example.com",
+        "extensionNumber": "501", "department": "Ops",
+    }  # fmt: skip
+    body = raw(f"/restapi/v1.0/account/{account}/directory/entries", {"contacts": [contact]})
+    assert await ingest(ctx, body, now_ms()) == "scheduled"
+    row = (await quiet.mirror())["555"]
+    assert (row.state.value, row.first_name, row.department) == ("suspended", "Dir", "Ops")
+    assert quiet.reads() == 0
+
+
+async def test_a_notification_is_ingested_once(quiet: Pipeline, ctx: Ctx) -> None:
+    body = raw("/restapi/v1.0/account/~/extension", {"extensionId": "1", "eventType": "Update"})
+    assert await ingest(ctx, body, now_ms()) == "scheduled"
+    assert await ingest(ctx, body, now_ms()) == "duplicate"
+    assert await deps(ctx).store.count("events") == 1
+
+
+async def test_unknown_events_are_stored_and_ignored(quiet: Pipeline, ctx: Ctx) -> None:
+    body = raw("/restapi/v1.0/account/~/extension/1/grant", {"extensionId": "1"})
+    assert await ingest(ctx, body, now_ms()) == "ignored"
+    assert await deps(ctx).store.count("events") == 1
+    assert await deps(ctx).coalescer.dirty() == []
+
+
+async def test_the_renewal_reminder_queues_a_renewal(quiet: Pipeline, ctx: Ctx) -> None:
+    body = raw("/restapi/v1.0/subscription/~?threshold=172800&interval=900", {"id": "s-1"})
+    assert await ingest(ctx, body, now_ms()) == "renewal"
+    pool: ArqRedis = ctx["redis"]
+    job_id = quiet.settings.key("renew", "reminder")
+    assert await pool.zscore(quiet.settings.queue_name, job_id) is not None
+    job = await pool.get(f"arq:job:{job_id}")
+    assert job is not None
+    assert RENEW.encode() in job
+
+
+async def test_an_ingest_cut_short_is_finished_by_its_retry(quiet: Pipeline, ctx: Ctx) -> None:
+    """Stored but never scheduled (a crash in between): the retry schedules it after all."""
+    uid = str(uuid.uuid4())
+    body = raw("/restapi/v1.0/account/~/extension", {"extensionId": "42"}, uid)
+    store = deps(ctx).store
+    assert await store.record_event(uuid=uid, body=body.decode(), outcome="received")
+    assert await ingest(ctx, body, now_ms()) == "scheduled"
+    assert await deps(ctx).coalescer.dirty() == ["42"]
+    assert await store.event_outcome(uid) == "scheduled"
+    assert await ingest(ctx, body, now_ms()) == "duplicate"

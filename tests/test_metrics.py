@@ -1,0 +1,48 @@
+"""The worker's Prometheus endpoint: reconcile latency, RingCentral calls by group and outcome,
+queue age, lag and dead letters; a port already taken does not stop the worker."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import httpx
+import pytest
+
+from tests.fixtures.pipeline import MakePipeline, eventually
+from tests.fixtures.services import free_port
+
+
+async def test_the_worker_serves_its_metrics(make_pipeline: MakePipeline, sqlite_url: str) -> None:
+    port = free_port()
+    p = await make_pipeline(database_url=sqlite_url, metrics_port=port)
+    ext = p.sandbox.world.create_user(first_name="Metric", last_name="Reader")
+    await p.converged()
+    p.sandbox.world.update_user(ext, last_name="Changed")
+    await p.converged()
+
+    async def scraped() -> str:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        return text if "ringsync_lag_seconds_count" in text and "changed" in text else ""
+
+    text = await eventually(scraped, what="the metrics")
+    assert 'ringsync_ringcentral_requests_total{group="light",outcome="ok"}' in text
+    assert 'ringsync_job_seconds_count{job="reconcile",outcome="changed"}' in text
+    assert "ringsync_queue_age_seconds_count" in text
+    assert "ringsync_lag_seconds_count 2.0" in text
+    assert "ringsync_dead_letters" in text
+    assert "# TYPE ringsync_delivery_attempt_seconds histogram" in text  # served beside them
+
+
+async def test_a_taken_port_is_a_warning_and_the_worker_runs_on(
+    make_pipeline: MakePipeline, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        with caplog.at_level(logging.WARNING, logger="workers.metrics"):
+            p = await make_pipeline(database_url=sqlite_url, metrics_port=taken.getsockname()[1])
+            p.sandbox.world.create_user(first_name="Still", last_name="Working")
+            await p.converged()
+    assert any("metrics not served" in r.getMessage() for r in caplog.records)

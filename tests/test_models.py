@@ -1,0 +1,128 @@
+"""Notification parsing: both Extension List shapes, ids as numbers, both timestamp forms."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from events.models import DirectoryBody, ExtensionListBody, Kind, Notification, kind_of
+
+
+def parse(doc: dict[str, Any]) -> Notification:
+    return Notification.model_validate_json(orjson.dumps(doc))
+
+
+def envelope(event: str, body: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"uuid": "u-1", "event": event, "timestamp": "2026-01-02T03:04:05.678Z", "body": body,
+            **extra}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [
+        ("/restapi/v1.0/account/~/extension", Kind.EXTENSION_LIST),
+        ("/restapi/v1.0/account/400386146004/extension", Kind.EXTENSION_LIST),
+        ("/restapi/v1.0/account/~/extension?type=User", Kind.EXTENSION_LIST),
+        ("/restapi/v1.0/account/~/extension/8475874957", Kind.EXTENSION_INFO),
+        ("/restapi/v1.0/account/12/extension/~", Kind.EXTENSION_INFO),
+        ("/restapi/v1.0/account/12/directory/entries", Kind.DIRECTORY),
+        ("/restapi/v1.0/subscription/~?threshold=86400&interval=3600", Kind.SUBSCRIPTION),
+        ("/restapi/v1.0/account/~/extension/8475874957/grant", Kind.UNKNOWN),
+        ("/restapi/v1.0/account/~/extension/1/presence", Kind.UNKNOWN),
+        ("/restapi/v1.0/account/abc/extension", Kind.UNKNOWN),
+        ("", Kind.UNKNOWN),
+    ],
+)
+def test_event_filters_are_matched_by_pattern(event: str, kind: Kind) -> None:
+    assert kind_of(event) is kind
+
+
+def test_guide_shape_with_an_extensions_array() -> None:
+    n = parse(
+        envelope(
+            "/restapi/v1.0/account/~/extension",
+            {"extensions": [
+                {"extensionId": "74953947939", "eventType": "Delete"},
+                {"extensionId": 8798797945, "eventType": "Create"},
+                {"extensionId": "74953947939", "eventType": "Update", "hints": ["ExtensionInfo"]},
+            ]},
+            timestamp="2014-04-29T14:29:27.408+0000",
+            ownerId=1500723004,
+        )
+    )  # fmt: skip
+    assert isinstance(n.body, ExtensionListBody)
+    assert n.extension_ids() == ["74953947939", "8798797945"]
+    assert n.owner_id == "1500723004"
+    assert n.timestamp == datetime(2014, 4, 29, 14, 29, 27, 408000, tzinfo=UTC)
+
+
+def test_spec_shape_with_a_flat_body() -> None:
+    n = parse(
+        envelope(
+            "/restapi/v1.0/account/400386146004/extension",
+            {"extensionId": 42, "eventType": "Create", "ownerId": "7"},
+        )
+    )
+    assert n.kind is Kind.EXTENSION_LIST
+    assert n.extension_ids() == ["42"]
+
+
+def test_extension_info_event() -> None:
+    n = parse(
+        envelope(
+            "/restapi/v1.0/account/~/extension/8475874957",
+            {"extensionId": "8475874957", "eventType": "Update", "hints": ["ExtensionInfo"]},
+            subscriptionId=123,
+        )
+    )
+    assert n.kind is Kind.EXTENSION_INFO
+    assert n.extension_ids() == ["8475874957"]
+    assert n.subscription_id == "123"
+
+
+def test_company_directory_event_carries_contact_data() -> None:
+    n = parse(
+        envelope(
+            "/restapi/v1.0/account/400386146004/directory/entries",
+            {"contacts": [{
+                "eventType": "Update", "id": 8798797945, "type": "User", "status": "Enabled",
+                "firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com",
+                "extensionNumber": "103", "department": "Sales", "site": {"id": "1"},
+            }]},
+        )
+    )  # fmt: skip
+    assert isinstance(n.body, DirectoryBody)
+    contact = n.body.contacts[0]
+    assert (contact.id, contact.first_name, contact.email) == (
+        "8798797945",
+        "Ada",
+        "ada@example.com",
+    )
+    assert n.extension_ids() == ["8798797945"]
+
+
+def test_unknown_events_keep_their_body_and_expand_to_nothing() -> None:
+    n = parse(envelope("/restapi/v1.0/account/~/extension/1/grant", {"extensionId": "1"}))
+    assert n.kind is Kind.UNKNOWN
+    assert n.body == {"extensionId": "1"}
+    assert n.extension_ids() == []
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"event": "/x", "timestamp": "2026-01-01T00:00:00Z"},  # no uuid
+        envelope("/restapi/v1.0/account/~/extension", {"extensions": [{}]}),
+        envelope("/restapi/v1.0/account/~/extension", {"extensions": "nope"}),
+        envelope("/restapi/v1.0/account/~/directory/entries", {"contacts": [{"id": None}]}),
+        {**envelope("/x", {}), "uuid": ""},
+        {**envelope("/x", {}), "timestamp": "not a time"},
+    ],
+)
+def test_malformed_envelopes_are_refused(doc: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        parse(doc)

@@ -1,0 +1,89 @@
+"""The group-commit queue writes jobs that a stock arq worker runs, and loses none."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from arq.connections import RedisSettings
+from arq.worker import Worker, func
+
+from events.queue import Queue
+from tests.fixtures.services import PrivateRedis
+
+
+async def test_concurrent_enqueues_share_round_trips(private_redis: PrivateRedis) -> None:
+    client = aioredis.Redis.from_url(private_redis.url)
+    queue = Queue(client, "q")
+    results = await asyncio.gather(
+        *(queue.enqueue("job", i, job_id=f"id-{i % 300}") for i in range(400))
+    )
+    assert results.count(True) == 300  # the 100 repeated ids were refused, not lost
+    assert await client.zcard("q") == 300
+    stats = await client.info("commandstats")
+    # 400 enqueues issued together travel in a handful of scripts, not 400 round trips.
+    assert stats["cmdstat_evalsha"]["calls"] < 20
+    await client.aclose()
+
+
+async def test_a_lone_enqueue_is_written_at_once(redis: aioredis.Redis, namespace: str) -> None:
+    queue = Queue(redis, f"{namespace}:q")
+    assert await asyncio.wait_for(queue.enqueue("job", job_id=f"{namespace}-1"), 0.5)
+    assert await redis.zcard(f"{namespace}:q") == 1
+    await redis.delete(f"arq:job:{namespace}-1")
+
+
+async def test_defer_by_sets_the_score(redis: aioredis.Redis, namespace: str) -> None:
+    queue = Queue(redis, f"{namespace}:q")
+    await queue.enqueue("job", job_id=f"{namespace}-now")
+    await queue.enqueue("job", job_id=f"{namespace}-later", defer_by=30)
+    now = await redis.zscore(f"{namespace}:q", f"{namespace}-now")
+    later = await redis.zscore(f"{namespace}:q", f"{namespace}-later")
+    assert now is not None
+    assert later is not None
+    assert 29_000 <= later - now <= 31_000
+    await redis.delete(f"arq:job:{namespace}-now", f"arq:job:{namespace}-later")
+
+
+async def test_errors_reach_every_waiting_caller() -> None:
+    client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    queue = Queue(client, "q")
+    outcomes = await asyncio.gather(
+        *(queue.enqueue("job") for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, Exception) for o in outcomes)
+    await client.aclose()
+
+
+async def test_a_real_arq_worker_runs_what_was_queued(private_redis: PrivateRedis) -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    async def ingest(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        seen.append((*args, kwargs))
+
+    client = aioredis.Redis.from_url(private_redis.url)
+    queue = Queue(client, "arq:queue")
+    await asyncio.gather(*(queue.enqueue("ingest", b"body", i, flag=i % 2) for i in range(50)))
+    worker = Worker(
+        functions=[func(ingest, name="ingest")],
+        redis_settings=RedisSettings(port=private_redis.port),
+        burst=True,
+        poll_delay=0.01,
+        handle_signals=False,
+    )
+    await worker.main()
+    await worker.close()
+    assert sorted(s[1] for s in seen) == list(range(50))
+    assert all(s[0] == b"body" and s[2] == {"flag": s[1] % 2} for s in seen)
+    await client.aclose()
+
+
+@pytest.mark.parametrize("count", [1, 2000])
+async def test_large_and_small_batches_complete(private_redis: PrivateRedis, count: int) -> None:
+    client = aioredis.Redis.from_url(private_redis.url)
+    queue = Queue(client, "q", max_batch=256)
+    assert all(await asyncio.gather(*(queue.enqueue("job", b"x" * 600) for _ in range(count))))
+    assert await client.zcard("q") == count
+    await client.aclose()

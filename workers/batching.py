@@ -1,0 +1,56 @@
+"""Single reads or list pages? A pure choice by cost under the live rate-limit budget.
+
+K dirty users cost K single reads (Light group); a listing costs ceil(N / 1000) pages (Medium
+group) for an account of N users, whatever K is. Whichever finishes sooner under what is left of
+each group's budget wins; when both would finish at once, the one using fewer requests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    remaining: int
+    limit: int
+    window: float
+    available_in: float = 0.0
+
+
+def seconds_to_send(requests: int, group: GroupState) -> float:
+    """How long `requests` take in `group`: what fits now is free, the rest goes at its rate."""
+    if requests <= 0:
+        return 0.0
+    rate = group.limit / group.window if group.window > 0 and group.limit > 0 else 0.0
+    beyond = max(0, requests - max(group.remaining, 0))
+    if beyond == 0:
+        return group.available_in
+    if rate == 0.0:
+        return math.inf
+    return group.available_in + beyond / rate
+
+
+def pages_for(account_users: int) -> int:
+    return max(1, math.ceil(account_users / PAGE_SIZE))
+
+
+# When the budget lets every single read go at once, they are also the fastest way to converge
+# (a listing rereads the whole account): list only when it saves a lot of requests.
+MIN_SAVING = 2
+MIN_DIRTY = 20
+
+
+def prefer_listing(dirty: int, account_users: int, light: GroupState, medium: GroupState) -> bool:
+    """True when reading list pages beats `dirty` single reads."""
+    pages = pages_for(account_users)
+    if dirty <= pages:
+        return False
+    singles = (seconds_to_send(dirty, light), dirty)
+    listing = (seconds_to_send(pages, medium), pages)
+    if singles[0] == 0.0 and (dirty < MIN_DIRTY or dirty < MIN_SAVING * pages):
+        return False
+    return listing < singles

@@ -1,0 +1,174 @@
+"""Coalescing reconciles per extension without ever losing an update.
+
+arq's `_job_id` alone loses updates: an id is blocked while its job is queued, running and while
+its result is kept, and enqueue then returns None silently. So every change gets a job of its
+own, identified by a per-extension *generation*, and the jobs themselves coalesce:
+
+- `mark` (at ingest): ``gen[ext] += 1``; the job for that generation is queued, deferred to
+  ``last_read[ext] + window`` so a burst costs one read per window, a lone change none.
+- A read records ``gen[ext]`` *before* it is sent (`begin`); once applied, ``done[ext]`` is
+  raised to that value (`finish`). A job whose generation is ``<= done[ext]`` is covered by a
+  read that started after its change was recorded, so it returns without reading.
+- A change recorded while a read is in flight has a higher generation than that read's start,
+  so its own job still reads afterwards: nothing is lost, whatever the timing.
+
+A per-extension lock keeps two workers from reading the same user at once; the store's
+stale-write guard makes even that harmless, the lock only saves requests.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Final
+
+from redis.asyncio import Redis
+
+from events.settings import Settings
+
+# KEYS: gen, last_read, dirty. ARGV: extension ids. Returns gen, last_read pairs.
+_MARK: Final = """
+local out = {}
+for i = 1, #ARGV do
+  out[#out + 1] = redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+  out[#out + 1] = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+  redis.call('SADD', KEYS[3], ARGV[i])
+end
+return out
+"""
+# KEYS: gen, done, dirty. ARGV: ext, generation read. Raises done; clears dirty if nothing newer.
+_FINISH: Final = """
+local done = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local read = tonumber(ARGV[2])
+if read > done then redis.call('HSET', KEYS[2], ARGV[1], read) end
+local gen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if gen <= read then redis.call('SREM', KEYS[3], ARGV[1]) return 1 end
+return 0
+"""
+# KEYS: gen, last_read. ARGV: ext, now ms. Returns the generation a read sent now covers.
+_BEGIN: Final = """
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+"""
+# `_FINISH` for many (ext, generation) pairs at once.
+_FINISH_MANY: Final = """
+for i = 1, #ARGV, 2 do
+  local done = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+  local read = tonumber(ARGV[i + 1])
+  if read > done then redis.call('HSET', KEYS[2], ARGV[i], read) end
+  local gen = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if gen <= read then redis.call('SREM', KEYS[3], ARGV[i]) end
+end
+return 1
+"""
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Marked:
+    extension_id: str
+    generation: int
+    defer_by: float
+
+
+class Coalescer:
+    """The Redis side of coalescing; see the module docstring."""
+
+    def __init__(self, redis: Redis, settings: Settings, *, window: float = 0.5) -> None:
+        self._redis = redis
+        self._window_ms = int(window * 1000)
+        self._gen = settings.key("gen")
+        self._done = settings.key("done")
+        self._last = settings.key("last_read")
+        self._dirty = settings.key("dirty")
+        self._batch = settings.key("batch", "active")
+        self._lock_prefix = settings.key("lock", "ext")
+
+    async def mark(self, extension_ids: list[str]) -> list[Marked]:
+        """Record a change for each extension; returns the generation and deferral of its job."""
+        if not extension_ids:
+            return []
+        raw = await self._redis.eval(  # type: ignore[misc]
+            _MARK, 3, self._gen, self._last, self._dirty, *extension_ids
+        )
+        now_ms = int(time.time() * 1000)
+        marks = []
+        for index, ext in enumerate(extension_ids):
+            generation, last = int(raw[2 * index]), int(raw[2 * index + 1])
+            defer_ms = max(0, last + self._window_ms - now_ms) if last else 0
+            marks.append(Marked(ext, generation, defer_ms / 1000))
+        return marks
+
+    async def covered(self, extension_id: str, generation: int) -> bool:
+        done = await self._redis.hget(self._done, extension_id)  # type: ignore[misc]
+        return done is not None and int(done) >= generation
+
+    async def begin(self, extension_id: str) -> int:
+        """The generation a read sent now will cover; call right before sending it."""
+        now_ms = str(int(time.time() * 1000))
+        generation = await self._redis.eval(  # type: ignore[misc]
+            _BEGIN, 2, self._gen, self._last, extension_id, now_ms
+        )
+        return int(generation)
+
+    async def begin_many(self) -> dict[str, int]:
+        """Every extension's generation, for a listing about to be sent (batch or resync)."""
+        raw = await self._redis.hgetall(self._gen)  # type: ignore[misc]
+        return {key.decode(): int(value) for key, value in raw.items()}
+
+    async def finish(self, extension_id: str, generation: int) -> bool:
+        """Record that a read covering `generation` was applied; True when nothing is newer."""
+        clean = await self._redis.eval(  # type: ignore[misc]
+            _FINISH, 3, self._gen, self._done, self._dirty, extension_id, str(generation)
+        )
+        return bool(clean)
+
+    async def finish_many(self, generations: dict[str, int]) -> None:
+        """`finish` for every extension of a listed page, in one round trip."""
+        if not generations:
+            return
+        argv = [str(part) for pair in generations.items() for part in pair]
+        await self._redis.eval(  # type: ignore[misc]
+            _FINISH_MANY, 3, self._gen, self._done, self._dirty, *argv
+        )
+
+    async def dirty(self) -> list[str]:
+        members = await self._redis.smembers(self._dirty)  # type: ignore[misc]
+        return sorted(m.decode() for m in members)
+
+    async def dirty_count(self) -> int:
+        count: int = await self._redis.scard(self._dirty)  # type: ignore[misc]
+        return count
+
+    async def pending_generation(self, extension_id: str) -> int:
+        """The latest generation recorded for `extension_id` (0 when never marked)."""
+        value = await self._redis.hget(self._gen, extension_id)  # type: ignore[misc]
+        return int(value or 0)
+
+    # --- locks ---------------------------------------------------------------------------------
+
+    async def lock(self, extension_id: str, ttl: float = 35.0) -> str | None:
+        """Take this extension's lock; returns its token, or None when another worker holds it."""
+        token = uuid.uuid4().hex
+        taken = await self._redis.set(
+            f"{self._lock_prefix}:{extension_id}", token, nx=True, px=int(ttl * 1000)
+        )
+        return token if taken else None
+
+    async def unlock(self, extension_id: str, token: str) -> None:
+        await self._redis.eval(  # type: ignore[misc]
+            _RELEASE, 1, f"{self._lock_prefix}:{extension_id}", token
+        )
+
+    async def set_batch_active(self, active: bool, ttl: float = 15.0) -> None:
+        if active:
+            await self._redis.set(self._batch, 1, px=int(ttl * 1000))
+        else:
+            await self._redis.delete(self._batch)
+
+    async def batch_active(self) -> bool:
+        return bool(await self._redis.exists(self._batch))

@@ -1,0 +1,106 @@
+"""Engines for the identity store, write transactions that serialise per user, and migrations.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout and foreign keys on; its write
+transactions start with BEGIN IMMEDIATE so two writers queue instead of failing half-way.
+PostgreSQL (asyncpg) serialises per user with transaction-scoped advisory locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+# How long SQLite waits for another process's write lock, and PostgreSQL for a connection.
+BUSY_TIMEOUT_SECONDS: Final = 30.0
+CONNECT_TIMEOUT_SECONDS: Final = 10.0
+# Advisory lock class ids (the two-integer form keeps them apart from anyone else's locks).
+_MIGRATION_LOCK: Final = (0x72730000, 1)
+_USER_LOCK_CLASS: Final = 0x72730001
+# An execution option read by the SQLite "begin" hook below.
+_IMMEDIATE: Final = "ringsync_immediate"
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    """An async engine for `database_url` (sqlite+aiosqlite or postgresql+asyncpg)."""
+    if database_url.startswith("sqlite"):
+        engine = create_async_engine(database_url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+        _tune_sqlite(engine)
+        return engine
+    if database_url.startswith("postgresql://"):
+        database_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    return create_async_engine(
+        database_url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}, pool_pre_ping=True
+    )
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that holds SQLite's write lock from its start; commits on success."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{_IMMEDIATE: True})
+        async with conn.begin():
+            yield conn
+
+
+async def lock_users(conn: AsyncConnection, account_id: str, extension_ids: Iterable[str]) -> None:
+    """Serialise writers of these users until the transaction ends (also before rows exist).
+
+    On PostgreSQL one statement takes a transaction-scoped advisory lock per user, in hash
+    order, so two writers of overlapping pages cannot deadlock. SQLite needs nothing: BEGIN
+    IMMEDIATE already admits one writer at a time.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    keys = [f"{account_id}/{extension_id}" for extension_id in extension_ids]
+    await conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(:cls, h) FROM"
+            " (SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k"
+            " ORDER BY h) AS ordered"
+        ),
+        {"cls": _USER_LOCK_CLASS, "keys": keys},
+    )
+
+
+async def upgrade(database_url: str) -> None:
+    """Apply every migration, safely when several processes start together.
+
+    The whole upgrade runs in one transaction that first takes a lock (an advisory lock on
+    PostgreSQL, the write lock on SQLite), so the second process waits, then finds it done.
+    """
+    from migrations import run_upgrade
+
+    engine = create_engine(database_url)
+    try:
+        async with write_transaction(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+                    {"cls": _MIGRATION_LOCK[0], "key": _MIGRATION_LOCK[1]},
+                )
+            await conn.run_sync(run_upgrade)
+    finally:
+        await engine.dispose()

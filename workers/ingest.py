@@ -1,0 +1,166 @@
+"""The ingest job: keep the raw notification, expand it to extensions, schedule their reconciles.
+
+A notification only says *that* users changed. Each extension is marked dirty (a new generation,
+see `workers.coalesce`) and gets a reconcile job of its own; when many are dirty at once and one
+listing is cheaper than their single reads, a batch reconcile reads list pages instead and the
+single jobs find themselves covered. Company Directory events carry the contact data, so they
+are applied directly, with no read at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from events.models import DirectoryBody, DirectoryContact, Kind, Notification
+from events.queue import RECONCILE, RECONCILE_BATCH, RENEW
+from workers.batching import GroupState, prefer_listing
+from workers.context import Deps, deps
+from workers.failures import guarded
+from workers.reconcile import Observation, Policy
+
+log = logging.getLogger(__name__)
+
+RECEIVED = "received"
+# A batch runs first: single jobs queued beside it wait this long, then find themselves covered.
+BATCH_HEAD_START = 0.5
+
+
+async def ingest(ctx: dict[str, Any], raw: bytes, received_ms: int, kind: str = "") -> str:
+    """Store `raw` once (by uuid) and schedule reconciles for the extensions it names.
+
+    `kind` is the receiver's classification, for people reading the queue; the job classifies
+    the notification again itself.
+    """
+    notification = Notification.model_validate_json(raw)
+    extra = {"uuid": notification.uuid}
+    return await guarded(ctx, "ingest", extra, lambda: _ingest(ctx, notification, raw, received_ms))
+
+
+async def _ingest(
+    ctx: dict[str, Any], notification: Notification, raw: bytes, received_ms: int
+) -> str:
+    d = deps(ctx)
+    received_at = datetime.fromtimestamp(received_ms / 1000, UTC)
+    # Stored as "received" first and marked done only once its work is queued: a retry after a
+    # crash in between finds it unfinished and schedules again (reconciles are idempotent).
+    fresh = await d.store.record_event(
+        uuid=notification.uuid,
+        body=raw.decode(),
+        event=notification.event,
+        subscription_id=notification.subscription_id,
+        account_id=await d.account_id(),
+        received_at=received_at,
+        outcome=RECEIVED,
+    )
+    await d.note_event(received_at)
+    if not fresh and await d.store.event_outcome(notification.uuid) != RECEIVED:
+        log.info("notification already ingested", extra={"uuid": notification.uuid})
+        return "duplicate"
+    outcome = await _dispatch(d, notification)
+    await d.store.set_event_outcome(notification.uuid, outcome)
+    return outcome
+
+
+async def _dispatch(d: Deps, notification: Notification) -> str:
+    """Queue what the notification calls for; returns the outcome to record."""
+    kind = notification.kind
+    if kind is Kind.SUBSCRIPTION:
+        await d.queue.enqueue(RENEW, "reminder", job_id=d.settings.key("renew", "reminder"))
+        return "renewal"
+    if kind is Kind.UNKNOWN:
+        extra = {"uuid": notification.uuid, "event": notification.event}
+        log.info("unknown event stored", extra=extra)
+        return "ignored"
+    ids = notification.extension_ids()
+    if isinstance(notification.body, DirectoryBody):
+        ids = await _apply_directory(d, notification, notification.body)
+    await schedule(d, ids, cause=notification.uuid)
+    log.info(
+        "notification ingested",
+        extra={"uuid": notification.uuid, "kind": kind.value, "extensions": len(ids)},
+    )
+    return "scheduled"
+
+
+async def schedule(d: Deps, extension_ids: list[str], *, cause: str | None) -> int:
+    """Mark extensions dirty and queue their reconciles (a batch when listing is cheaper)."""
+    marks = await d.coalescer.mark(extension_ids)
+    if not marks:
+        return 0
+    head_start = 0.0
+    if await _listing_is_cheaper(d):
+        queued = await d.queue.enqueue(
+            RECONCILE_BATCH, cause, job_id=d.settings.key("batch", "pending")
+        )
+        if queued:
+            log.info("batch reconcile scheduled", extra={"uuid": cause})
+        head_start = BATCH_HEAD_START
+    for mark in marks:
+        await d.queue.enqueue(
+            RECONCILE,
+            mark.extension_id,
+            mark.generation,
+            cause,
+            job_id=d.settings.key("reconcile", mark.extension_id, str(mark.generation)),
+            defer_by=max(mark.defer_by, head_start),
+        )
+    return len(marks)
+
+
+async def _listing_is_cheaper(d: Deps) -> bool:
+    dirty = await d.coalescer.dirty_count()
+    if dirty < 2:
+        return False
+    users = await d.account_users()
+    if dirty <= users // 1000 + 1:
+        return False
+    snapshot = await d.budget_snapshot()  # a few Redis calls: reused for a second
+
+    def state(group: str) -> GroupState:
+        found = snapshot.get(group)
+        if found is None:
+            return GroupState(remaining=0, limit=1, window=60.0)
+        return GroupState(found.remaining, found.limit, found.window, found.available_in)
+
+    return prefer_listing(dirty, users, state("light"), state("medium"))
+
+
+async def _apply_directory(d: Deps, notification: Notification, body: DirectoryBody) -> list[str]:
+    """Apply contacts that carry a status and type; return the ids that still need a read."""
+    account_id = await d.account_id()
+    policy = Policy(user_types=frozenset(d.settings.user_types))
+    needs_read: list[str] = []
+    for contact in body.contacts:
+        observation = _observe_contact(contact, notification.timestamp)
+        if observation is None or contact.event_type == "Delete":
+            needs_read.append(contact.id)
+            continue
+        await d.store.reconcile(account_id, contact.id, observation, notification.uuid, policy)
+    return needs_read
+
+
+_CONTACT_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "extension_number",
+    "department",
+    "job_title",
+)
+
+
+def _observe_contact(contact: DirectoryContact, seen_at: datetime) -> Observation | None:
+    if contact.status is None or contact.type is None:
+        return None
+    present = frozenset(f for f in _CONTACT_FIELDS if f in contact.model_fields_set)
+    values = {f: getattr(contact, f) for f in present}
+    return Observation(
+        read_at=seen_at,
+        status=contact.status,
+        type=contact.type,
+        raw=contact.model_dump(mode="json", by_alias=True, exclude_unset=True),
+        present=present,
+        **values,
+    )

@@ -1,0 +1,136 @@
+"""The arq worker: which jobs it runs, with which limits, and its crons.
+
+arq keeps only the settings it knows and silently drops the rest, so the worker is built here
+from explicit keyword arguments (tests assert the built worker's functions and crons).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.cron import CronJob, cron
+from arq.worker import Function, Worker, func
+
+from events.queue import DELIVER, INGEST, RECONCILE, RECONCILE_BATCH, RENEW, RESYNC
+from events.settings import Settings
+from workers.context import shutdown, startup
+from workers.courier import Courier, close_courier
+from workers.delivery import deliver, sweep_deliveries
+from workers.failures import ARQ_MAX_TRIES, bounded
+from workers.ingest import ingest
+from workers.lease import lease_seconds, renewed
+from workers.metrics import instrument, on_job_start
+from workers.refresh import reconcile, reconcile_batch
+from workers.renewal import LOCK_WAIT, cron_times, renew_subscription
+from workers.resync import resync
+
+# Listings (batch, resync) page through up to 100,000 users at the Medium rate limit.
+LISTING_TIMEOUT = 1800
+# A subscription check may wait for another one's lock, then create (the handshake takes ≤ 3 s).
+RENEWAL_TIMEOUT = int(LOCK_WAIT) + 60
+
+
+def functions(settings: Settings) -> list[Function]:
+    # arq re-runs the job of a worker that died only after `timeout + 10 s`: short timeouts
+    # (RINGSYNC_JOB_TIMEOUT, 30 s) mean a SIGKILLed worker's reconciles resume within a minute.
+    timeout = settings.job_timeout
+    # Short jobs end themselves just before arq's timeout, as a retry (see `bounded`).
+    own = timeout * 0.9
+    # Jobs allowed longer than a lease renew it while they run (see workers.lease).
+    lease = lease_seconds(settings)
+
+    def job(coroutine: Any, name: str, seconds: float, *, keep_result: bool = False) -> Function:
+        # keep_result=0 for all but ingest: their job ids are reused (coalescing generations,
+        # the delivery sweep and hand-overs); ingest keeps its result an hour, so a redelivered
+        # notification id stays blocked meanwhile.
+        extra: dict[str, Any] = {} if keep_result else {"keep_result": 0}
+        return func(coroutine, name=name, timeout=seconds, max_tries=ARQ_MAX_TRIES, **extra)
+
+    return [
+        job(bounded(ingest, own), INGEST, timeout, keep_result=True),
+        job(bounded(reconcile, own), RECONCILE, timeout),
+        job(renewed(reconcile_batch, lease), RECONCILE_BATCH, LISTING_TIMEOUT),
+        job(renewed(resync, lease), RESYNC, LISTING_TIMEOUT),
+        job(bounded(deliver, own), DELIVER, timeout),
+        job(renewed(renew_subscription, lease), RENEW, RENEWAL_TIMEOUT),
+    ]
+
+
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    jobs: list[CronJob] = [
+        # Crash safety for deliveries: rows are durable, jobs may be lost (every minute).
+        cron(
+            sweep_deliveries,
+            name=settings.key("delivery_sweep"),
+            second={30},
+            unique=True,
+            run_at_startup=True,
+            timeout=settings.job_timeout,
+            keep_result=0,
+        )
+    ]
+    # One check per period across all workers (unique); see `cron_times` for the rounding. The
+    # name is namespaced: arq's unique cron job ids would otherwise collide between deployments
+    # sharing one Redis, and one would skip the other's check.
+    every = cron_times(settings.renew_every)
+    jobs.append(
+        cron(
+            renewed(renew_subscription, lease_seconds(settings)),
+            name=settings.key("renewal"),
+            hour=every.hour,
+            minute=every.minute,
+            second=every.second,
+            unique=True,
+            timeout=RENEWAL_TIMEOUT,
+            keep_result=0,
+        )
+    )
+    if settings.resync_at is not None:
+        jobs.append(
+            cron(
+                renewed(resync, lease_seconds(settings)),
+                name=settings.key("daily_resync"),
+                hour={settings.resync_at.hour},
+                minute={settings.resync_at.minute},
+                unique=True,
+                timeout=LISTING_TIMEOUT,
+                keep_result=0,
+            )
+        )
+    return jobs
+
+
+async def stop(ctx: dict[str, Any]) -> None:
+    """arq's on_shutdown: close the delivery HTTP client, then the shared dependencies."""
+    try:
+        await close_courier(ctx)
+    finally:
+        await shutdown(ctx)
+
+
+def worker_settings(settings: Settings, *, burst: bool = False) -> dict[str, Any]:
+    """Keyword arguments for arq's `Worker` (the equivalent of a WorkerSettings class)."""
+    return {
+        "functions": instrument(functions(settings)),
+        "cron_jobs": cron_jobs(settings),
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": settings.queue_name,
+        "on_startup": startup,
+        "on_shutdown": stop,
+        "on_job_start": on_job_start,
+        "ctx": {"settings": settings, "courier": Courier()},
+        "max_jobs": settings.worker_concurrency,
+        "job_timeout": settings.job_timeout,
+        "poll_delay": 0.01,
+        "burst": burst,
+        "handle_signals": True,
+        "health_check_key": settings.key("worker", "health"),
+    }
+
+
+def build_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> Worker:
+    worker = Worker(**{**worker_settings(settings, burst=burst), **overrides})
+    # arq derives this from the longest timeout (listings: 30 min); see workers.lease.
+    worker.in_progress_timeout_s = lease_seconds(settings)
+    return worker

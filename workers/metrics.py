@@ -1,0 +1,205 @@
+"""The worker's Prometheus metrics, served on RINGSYNC_METRICS_PORT (0 = off).
+
+- `ringsync_job_seconds{job,outcome}`: how long each job ran (reconcile latency among them);
+- `ringsync_ringcentral_requests{group,outcome}`: every request sent to RingCentral, counted at
+  the HTTP transport, so retries and 429s show as what they cost;
+- `ringsync_queue_age_seconds`: how long a job waited past its due time before it started;
+- `ringsync_lag_seconds`: notification timestamp → mirror row written, for reconciles that
+  changed something;
+- `ringsync_dead_letters{job}`: work given up on;
+- `ringsync_subscription_remaining_seconds`: our webhook subscription's life left (set by the
+  renewal job, counted down between checks); `ringsync_gaps{reason}`: gaps recorded.
+
+One registry per worker (tests run several workers in one process). A port already taken is a
+warning, not a reason to stop processing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import httpx
+from arq.worker import Function, Retry
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
+from sqlalchemy import select
+
+from events.models import Notification
+from events.queue import RECONCILE
+from workers import tables
+from workers.throttling import group_for
+
+log = logging.getLogger(__name__)
+
+_SECONDS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.job_seconds = Histogram(
+            "ringsync_job_seconds",
+            "Job run time by job and outcome.",
+            ["job", "outcome"],
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "ringsync_ringcentral_requests",
+            "Requests sent to RingCentral by rate-limit group and outcome.",
+            ["group", "outcome"],
+            registry=self.registry,
+        )
+        self.queue_age = Histogram(
+            "ringsync_queue_age_seconds",
+            "Time a job waited past its due time before a worker started it.",
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.lag = Histogram(
+            "ringsync_lag_seconds",
+            "Notification timestamp to mirror updated.",
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "ringsync_dead_letters",
+            "Jobs given up on and written to dead_letters.",
+            ["job"],
+            registry=self.registry,
+        )
+        self.subscription_remaining = Gauge(
+            "ringsync_subscription_remaining_seconds",
+            "Life left in our webhook subscription as of the last check, counted down to now.",
+            registry=self.registry,
+        )
+        self.gaps = Counter(
+            "ringsync_gaps",
+            "Gaps recorded (notifications possibly lost, full resync queued), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._server: Any = None
+
+    def subscription_expires(self, at: datetime | None) -> None:
+        """Count the subscription's remaining life down from its last known expiry."""
+        if at is None:
+            self.subscription_remaining.set(0)
+            return
+        expiry = at.timestamp()
+        self.subscription_remaining.set_function(lambda: max(expiry - time.time(), 0.0))
+
+    def serve(self, port: int) -> bool:
+        """Serve /metrics on `port` (0 = off); False with a warning when it cannot."""
+        if port == 0:
+            return False
+        try:
+            self._server, _ = start_http_server(port, registry=self.registry)
+        except OSError as exc:
+            log.warning("metrics not served: port %d: %s", port, exc.strerror or exc)
+            return False
+        log.info("metrics served", extra={"port": port})
+        return True
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def transport(self, inner: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncBaseTransport:
+        """An HTTP transport for the RingCentral client that counts every request."""
+        return _CountingTransport(inner or httpx.AsyncHTTPTransport(), self.requests)
+
+
+class _CountingTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, requests: Counter) -> None:
+        self._inner = inner
+        self._requests = requests
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        group = group_for(request.method, request.url.path)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx.TransportError:
+            self._requests.labels(group, "error").inc()
+            raise
+        status = response.status_code
+        outcome = "ok" if status < 400 else "429" if status == 429 else f"{status // 100}xx"
+        self._requests.labels(group, outcome).inc()
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+Job = Callable[..., Coroutine[Any, Any, Any]]
+
+
+def instrument(functions: Sequence[Function]) -> list[Function]:
+    """The worker's functions, each timed (and reconciles measured for lag)."""
+    return [dataclasses.replace(f, coroutine=_timed(f.name, f.coroutine)) for f in functions]
+
+
+def _timed(name: str, job: Job) -> Job:
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        metrics: WorkerMetrics | None = ctx.get("metrics")
+        if metrics is None:
+            return await job(ctx, *args, **kwargs)
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await job(ctx, *args, **kwargs)
+            outcome = result if isinstance(result, str) and len(result) <= 24 else "ok"
+            return result
+        except Exception as exc:
+            outcome = "retry" if isinstance(exc, Retry) else "error"
+            raise
+        finally:
+            metrics.job_seconds.labels(name, outcome).observe(time.perf_counter() - started)
+            if outcome == "dead-lettered":
+                metrics.dead_letters.labels(name).inc()
+            if name == RECONCILE and outcome == "changed":
+                cause = kwargs.get("cause", args[2] if len(args) > 2 else None)
+                await _observe_lag(ctx, metrics, cause)
+
+    return run
+
+
+async def _observe_lag(ctx: dict[str, Any], metrics: WorkerMetrics, cause: Any) -> None:
+    """Lag from the notification that caused this reconcile (its stored envelope's timestamp)."""
+    deps = ctx.get("deps")
+    if not isinstance(cause, str) or deps is None:
+        return
+    events = tables.events
+    query = select(events.c.body).where(events.c.uuid == cause)
+    try:
+        async with deps.store.engine.connect() as conn:
+            body = (await conn.execute(query)).scalar_one_or_none()
+        if body is None:
+            return
+        sent = Notification.model_validate_json(body).timestamp
+    except Exception:  # a metric never fails a job
+        log.debug("lag not measured", exc_info=True, extra={"uuid": cause})
+        return
+    metrics.lag.observe(max((datetime.now(UTC) - sent).total_seconds(), 0.0))
+
+
+async def on_job_start(ctx: dict[str, Any]) -> None:
+    """arq's hook: how long the job waited past its due time (`score`, ms)."""
+    metrics: WorkerMetrics | None = ctx.get("metrics")
+    score = ctx.get("score")
+    if metrics is not None and isinstance(score, int | float):
+        metrics.queue_age.observe(max(time.time() - score / 1000, 0.0))

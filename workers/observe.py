@@ -1,0 +1,49 @@
+"""Turn what the RingCentral client read into the decision's `Observation` (or `Gone`)."""
+
+from __future__ import annotations
+
+from workers import reconcile
+from workers.resources import Extension
+from workers.resources import Gone as ClientGone
+
+# Mirror field -> (object, attribute) it comes from, for knowing what a partial read carries.
+_CONTACT = {
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "email": "email",
+    "email_as_login": "email_as_login_name",
+    "department": "department",
+    "job_title": "job_title",
+}
+
+
+def observe(
+    found: Extension | ClientGone, *, partial: bool = False
+) -> reconcile.Observation | reconcile.Gone:
+    """`partial` (list pages): only fields present in the record count; missing ones are kept."""
+    if isinstance(found, ClientGone):
+        return reconcile.Gone(read_at=found.read_at)
+    contact = found.contact
+    present: frozenset[str] | None = None
+    if partial:
+        names = {name for name, attr in _CONTACT.items() if attr in contact.model_fields_set}
+        if "extension_number" in found.model_fields_set:
+            names.add("extension_number")
+        if found.international_calling is not None:
+            names.add("international_calling")
+        present = frozenset(names)
+    return reconcile.Observation(
+        read_at=found.read_at,
+        status=found.status or "",
+        type=found.type or "",
+        extension_number=found.extension_number,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        email=contact.email,
+        email_as_login=contact.email_as_login_name,
+        department=contact.department,
+        job_title=contact.job_title,
+        international_calling=found.international_calling,
+        raw=found.model_dump(mode="json", by_alias=True, exclude={"read_at"}, exclude_none=True),
+        present=present,
+    )

@@ -1,0 +1,108 @@
+"""Reconcile jobs: read an extension's current state and write it through the pure decision.
+
+`reconcile` reads one extension (Light group); `reconcile_batch` reads list pages (Medium group,
+1,000 users a request) when many are dirty at once. Both go through the same decision and the
+same one-transaction write, and both record what they covered (see `workers.coalesce`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from arq.worker import Retry
+
+from workers.context import Deps, deps, listing_deps
+from workers.failures import guarded
+from workers.observe import observe
+from workers.outbox import announce
+from workers.reconcile import Policy
+
+log = logging.getLogger(__name__)
+
+
+def policy(d: Deps, *, baseline: bool = False) -> Policy:
+    return Policy(user_types=frozenset(d.settings.user_types), baseline=baseline)
+
+
+async def reconcile(
+    ctx: dict[str, Any], extension_id: str, generation: int = 0, cause: str | None = None
+) -> str:
+    """Bring one extension up to date, unless a read already covered `generation`."""
+    arguments = {"extension_id": extension_id, "generation": generation, "cause": cause}
+    return await guarded(
+        ctx, "reconcile", arguments, lambda: _reconcile(ctx, extension_id, generation, cause)
+    )
+
+
+async def _reconcile(
+    ctx: dict[str, Any], extension_id: str, generation: int, cause: str | None
+) -> str:
+    d = deps(ctx)
+    coalescer = d.coalescer
+    if generation and await coalescer.covered(extension_id, generation):
+        return "covered"
+    if await coalescer.batch_active():
+        # A listing under way will most likely cover this one: look again soon, then less often.
+        raise Retry(defer=min(0.25 * ctx.get("job_try", 1), 5.0))
+    token = await coalescer.lock(extension_id)
+    if token is None:
+        raise Retry(defer=0.05 + random.uniform(0, 0.1))  # another worker is reading it
+    try:
+        if generation and await coalescer.covered(extension_id, generation):
+            return "covered"
+        reading = await coalescer.begin(extension_id)
+        found = await d.client.get_extension(extension_id)
+        decision, rows = await d.store.reconcile(
+            await d.account_id(), extension_id, observe(found), cause, policy(d)
+        )
+        await coalescer.finish(extension_id, reading)
+    finally:
+        await coalescer.unlock(extension_id, token)
+    await announce(d, rows)
+    log.info(
+        "extension reconciled",
+        extra={
+            "extension_id": extension_id,
+            "uuid": cause,
+            "job_id": ctx.get("job_id"),
+            "job_try": ctx.get("job_try"),
+            "state": decision.new_state.value if decision.new_state else None,
+            "events": [event.value for event in decision.events],
+        },
+    )
+    return "changed" if decision.row is not None else "unchanged"
+
+
+async def reconcile_batch(ctx: dict[str, Any], cause: str | None = None) -> str:
+    """Reconcile from list pages; the single jobs of listed extensions find themselves covered."""
+    return await guarded(ctx, "reconcile_batch", {"cause": cause}, lambda: _batch(ctx, cause))
+
+
+async def _batch(ctx: dict[str, Any], cause: str | None) -> str:
+    async with listing_deps(ctx) as d:
+        return await _list_and_apply(d, cause)
+
+
+async def _list_and_apply(d: Deps, cause: str | None) -> str:
+    coalescer = d.coalescer
+    account_id = await d.account_id()
+    await coalescer.set_batch_active(True)
+    applied = 0
+    try:
+        # Taken before the first page is sent: every change recorded so far is covered by it.
+        generations = await coalescer.begin_many()
+        async for page in d.client.list_extensions(types=d.settings.user_types):
+            observations = {r.id: observe(r, partial=True) for r in page.records}
+            _, rows = await d.store.apply_many(account_id, observations, cause, policy(d))
+            await coalescer.finish_many(
+                {i: generations[i] for i in observations if i in generations}
+            )
+            await announce(d, rows)
+            applied += len(observations)
+            await coalescer.set_batch_active(True)  # keep the marker alive on long listings
+    finally:
+        await coalescer.set_batch_active(False)
+    log.info("batch reconcile done", extra={"uuid": cause, "extensions": applied})
+    return f"{applied} extensions"

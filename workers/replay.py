@@ -1,0 +1,123 @@
+"""Re-running stored work: notifications in a time range, one user, dead-lettered jobs.
+
+Replaying a notification does not go through the receiver's uuid dedup (that would make it a
+no-op): its stored body is expanded to extension ids again and their reconciles are scheduled
+through the coalescer, like fresh changes. Reconciles read the current state, so replaying
+twice changes nothing the second time. The jobs run on the worker and spend the shared
+rate-limit budget like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import pydantic
+from sqlalchemy import and_, select
+
+from events.models import Notification
+from events.queue import INGEST, RECONCILE, RECONCILE_BATCH, RESYNC
+from workers import tables
+from workers.context import Deps
+from workers.ingest import schedule
+
+log = logging.getLogger(__name__)
+
+# Dead-lettered jobs re-enqueued with their stored keyword arguments.
+REENQUEUED: Final = frozenset({RECONCILE, RECONCILE_BATCH, RESYNC})
+
+
+@dataclass
+class Replayed:
+    """What a replay found and scheduled (or, dry, would schedule)."""
+
+    notifications: int = 0
+    extension_ids: list[str] = field(default_factory=list)
+    scheduled: int = 0
+    dead_letters: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+async def stored_notifications(
+    d: Deps, since: datetime, until: datetime | None, kind: str | None
+) -> tuple[int, list[str]]:
+    """Notifications received in [since, until) re-expanded: (how many, extension ids)."""
+    events = tables.events
+    query = select(events.c.uuid, events.c.body).where(events.c.received_at >= since)
+    if until is not None:
+        query = query.where(events.c.received_at < until)
+    found = 0
+    ids: dict[str, None] = {}
+    async with d.store.engine.connect() as conn:
+        result = await conn.stream(query.order_by(events.c.id).execution_options(yield_per=1000))
+        async for row in result:
+            notification = _parse(row.uuid, row.body)
+            if notification is None or (kind is not None and notification.kind.value != kind):
+                continue
+            found += 1
+            ids.update(dict.fromkeys(notification.extension_ids()))
+    return found, list(ids)
+
+
+def _parse(uuid: str, body: str) -> Notification | None:
+    try:
+        return Notification.model_validate_json(body)
+    except pydantic.ValidationError:
+        log.warning("stored notification no longer parses; skipped", extra={"uuid": uuid})
+        return None
+
+
+async def replay_users(d: Deps, extension_ids: Sequence[str], cause: str) -> int:
+    """Schedule reconciles for these users (coalesced like fresh changes)."""
+    if not extension_ids:
+        return 0
+    return await schedule(d, list(extension_ids), cause=cause)
+
+
+async def replay_dead_letters(d: Deps, *, job: str | None, dry_run: bool) -> Replayed:
+    """Re-run every dead letter not yet replayed (optionally one job kind); mark them replayed."""
+    replayed = Replayed()
+    for letter in await d.store.list_dead_letters():
+        if job is not None and letter.job != job:
+            continue
+        arguments: dict[str, Any] = dict(letter.arguments or {})
+        if letter.job == INGEST:
+            ids = await _ids_of_event(d, str(arguments.get("uuid", "")))
+            if ids is None:
+                replayed.skipped.append(f"{letter.id}: notification not stored")
+                continue
+            if not dry_run:
+                await replay_users(d, ids, cause=f"replay:dead-letter:{letter.id}")
+        elif letter.job in REENQUEUED or letter.job in _known_jobs(d):
+            if not dry_run:
+                await d.queue.enqueue(
+                    letter.job, job_id=d.settings.key("replay", str(letter.id)), **arguments
+                )
+        else:
+            replayed.skipped.append(f"{letter.id}: unknown job {letter.job!r}")
+            continue
+        replayed.dead_letters += 1
+        if not dry_run:
+            await d.store.mark_dead_letter_replayed(letter.id)
+            log.info("dead letter replayed", extra={"dead_letter": letter.id, "job": letter.job})
+    return replayed
+
+
+def _known_jobs(d: Deps) -> frozenset[str]:
+    from workers.main import functions
+
+    return frozenset(f.name for f in functions(d.settings))
+
+
+async def _ids_of_event(d: Deps, uuid: str) -> list[str] | None:
+    events = tables.events
+    query = select(events.c.body).where(and_(events.c.uuid == uuid))
+    async with d.store.engine.connect() as conn:
+        body = (await conn.execute(query)).scalar_one_or_none()
+    if body is None:
+        return None
+    notification = _parse(uuid, body)
+    return [] if notification is None else notification.extension_ids()
