@@ -7,8 +7,10 @@ PostgreSQL (asyncpg) serialises per user with transaction-scoped advisory locks.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, Final
 
 from sqlalchemy import event, text
@@ -39,13 +41,22 @@ def create_engine(database_url: str) -> AsyncEngine:
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
+    operational_error = engine.dialect.dbapi.OperationalError  # type: ignore[union-attr]
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            # WAL is a property of the file: the first connection that switches it wins. The
+            # switch needs an exclusive lock, and SQLite answers "locked" at once (without the
+            # busy timeout) while another connection holds a lock on a new file; this
+            # connection works on regardless, and `upgrade` sees the switch through.
+            with suppress(operational_error):
+                cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -102,5 +113,24 @@ async def upgrade(database_url: str) -> None:
                     {"cls": _MIGRATION_LOCK[0], "key": _MIGRATION_LOCK[1]},
                 )
             await conn.run_sync(run_upgrade)
+        if engine.dialect.name == "sqlite":
+            await _ensure_wal(engine)
     finally:
         await engine.dispose()
+
+
+async def _ensure_wal(engine: AsyncEngine) -> None:
+    """Switch a SQLite file to WAL, waiting out the connections that hold it meanwhile."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_TIMEOUT_SECONDS
+    while True:
+        async with engine.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                async with driver.execute("PRAGMA journal_mode = WAL") as cursor:
+                    row = await cursor.fetchone()
+            except sqlite3.OperationalError:
+                row = None
+        if (row is not None and str(row[0]).lower() == "wal") or loop.time() > deadline:
+            return
+        await asyncio.sleep(0.05)
