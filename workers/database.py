@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Final
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 # How long SQLite waits for another process's write lock, and PostgreSQL for a connection.
@@ -30,6 +31,7 @@ _IMMEDIATE: Final = "ringsync_immediate"
 def create_engine(database_url: str) -> AsyncEngine:
     """An async engine for `database_url` (sqlite+aiosqlite or postgresql+asyncpg)."""
     if database_url.startswith("sqlite"):
+        _check_sqlite_file(database_url)
         engine = create_async_engine(database_url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
         _tune_sqlite(engine)
         return engine
@@ -38,6 +40,21 @@ def create_engine(database_url: str) -> AsyncEngine:
     return create_async_engine(
         database_url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}, pool_pre_ping=True
     )
+
+
+def _check_sqlite_file(database_url: str) -> None:
+    """Fail now, plainly, when the SQLite file cannot be opened (a missing directory, say).
+
+    aiosqlite leaves its connection thread running after a failed open, and that thread
+    fails noisily when the program ends first; opening with the standard library avoids it.
+    """
+    url = make_url(database_url)
+    if not url.database or url.database == ":memory:" or url.query.get("uri"):
+        return
+    try:
+        sqlite3.connect(url.database).close()
+    except sqlite3.Error as exc:
+        raise OperationalError(f"open {url.database}", None, exc) from None
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
