@@ -1,5 +1,5 @@
-"""`ringsync replay (--since T [--until T] | --extension ID | --dead-letters | --outbox)
-[--type T] [--dry-run]`: re-run stored work.
+"""`ringsync replay (--since T [--until T] | --extension ID | --dead-letters | --outbox
+[--endpoint URL]) [--type T] [--dry-run]`: re-run stored work.
 
 - `--since T [--until T]`: re-expand the notifications received in that range and schedule
   reconciles for their users (`--extension ID` keeps only that user; `--type` one kind of
@@ -7,6 +7,8 @@
 - `--extension ID` alone: schedule that user's reconcile.
 - `--dead-letters`: re-run dead-lettered jobs (`--type` one job name) and mark them replayed.
 - `--outbox`: send every delivery not yet done now (`--since`, `--extension`, `--type` narrow).
+  `--endpoint URL` narrows to one configured endpoint and subscribes it again if it answered
+  410: what it missed since is sent too, in order.
 
 This command only queues the work: a running `ringsync worker` carries it out.
 """
@@ -18,8 +20,11 @@ import asyncio
 from datetime import datetime
 
 from events.settings import Settings
+from scripts.cli import Failure
 from scripts.connections import open_deps
 from workers.context import Deps
+from workers.delivery import endpoints, label
+from workers.delivery_store import DeliveryStore
 from workers.outbox import replay_outbox
 from workers.replay import replay_dead_letters, replay_users, stored_notifications
 
@@ -51,6 +56,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--dead-letters", action="store_true", help="re-run dead-lettered jobs")
     parser.add_argument("--outbox", action="store_true", help="send undelivered events now")
     parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="--outbox: only this endpoint; one that answered 410 is subscribed again",
+    )
+    parser.add_argument(
         "--type",
         metavar="T",
         help="--since: notification kind (extension_list, extension_info, directory); "
@@ -70,6 +80,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         parser.error("one of --since, --extension, --dead-letters or --outbox is required")
     if args.since and args.until and args.until <= args.since:
         parser.error("--until must be later than --since")
+    if args.endpoint is not None:
+        if not args.outbox:
+            parser.error("--endpoint goes with --outbox")
+        if args.endpoint not in endpoints(settings):
+            known = ", ".join(label(e) for e in endpoints(settings)) or "none configured"
+            raise Failure(
+                f"{label(args.endpoint)} is not a configured endpoint"
+                f" (RINGSYNC_OFFBOARDING_URLS or the hook): {known}"
+            )
     print(asyncio.run(_replay(args, settings)))
     return 0
 
@@ -101,9 +120,19 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> str:
 
 
 async def _outbox(d: Deps, args: argparse.Namespace) -> str:
+    endpoint: str | None = args.endpoint
+    was_gone = bool(endpoint and await DeliveryStore(d.store.engine).unsubscribed([endpoint]))
     count = await replay_outbox(
-        d, since=args.since, type=args.type, extension_id=args.extension, dry_run=args.dry_run
+        d,
+        since=args.since,
+        type=args.type,
+        extension_id=args.extension,
+        endpoint=args.endpoint,
+        dry_run=args.dry_run,
     )
+    to = f" to {label(endpoint)}" if endpoint else ""
+    gone = " (it answered 410 Gone: unsubscribed)" if was_gone else ""
     if args.dry_run:
-        return f"would send {count} undelivered events"
-    return f"sending {count} undelivered events; {WORKER_NOTE}"
+        return f"would send {count} undelivered events{to}{gone}"
+    again = " (it had answered 410 Gone: it is subscribed again)" if was_gone else ""
+    return f"sending {count} undelivered events{to}{again}; {WORKER_NOTE}"

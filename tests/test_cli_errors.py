@@ -76,6 +76,7 @@ async def test_refused_credentials_are_one_clear_line(
         ("replay", "--until", "2026-11-23T10:00:00Z"),
         ("replay",),
         ("replay", "--dead-letters", "--outbox"),
+        ("replay", "--extension", "101", "--endpoint", "https://hr.example.com/hook"),
         ("resync", "--everything"),
         ("status", "--verbose"),
     ],
@@ -87,3 +88,15 @@ async def test_bad_usage_exits_2(
     assert ran.code == 2, ran.err
     assert "Traceback" not in ran.err
     assert "error:" in ran.err
+
+
+async def test_replaying_to_an_endpoint_not_configured_is_one_clear_line(
+    tmp_path: Path, redis_url: str, namespace: str
+) -> None:
+    env = base_env(tmp_path, redis_url, namespace)
+    env["RINGSYNC_OFFBOARDING_URLS"] = "https://hr.example.com/hook"
+    ran = await ringsync(env, "replay", "--outbox", "--endpoint", "https://typo.example.com/hook")
+    assert ran.code == 1
+    assert ran.one_clear_line(), ran.err
+    assert "https://typo.example.com/hook is not a configured endpoint" in ran.err
+    assert "https://hr.example.com/hook" in ran.err

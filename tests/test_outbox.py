@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tests.fixtures.commands import ringsync
 from tests.fixtures.pipeline import MakePipeline, eventually
 from tests.fixtures.sink import MakeRig, Sink, new_secret, signature_valid
 from workers.outbox import announce, delivery_counts, replay_outbox
@@ -24,6 +25,38 @@ async def test_announce_queues_one_job_per_row_once(make_delivery_rig: MakeRig, 
     rows = await rig.change("12") + await rig.change("12", "Disabled")
     await announce(rig.d, rows)  # the same rows again: the job ids are taken
     assert await rig.d.redis.zcard(rig.settings.queue_name) == 2
+
+
+async def test_replay_outbox_to_an_endpoint_that_answered_410_subscribes_it_again(
+    make_delivery_rig: MakeRig, sink: Sink
+) -> None:
+    gone, alive = f"{sink.url}/gone", f"{sink.url}/alive"
+    rig = await make_delivery_rig(offboarding_urls=[gone, alive], offboarding_secret=new_secret())
+    sink.answer("/gone", 410)
+    held = await rig.change("14") + await rig.change("14", "Disabled")
+    for row in held:
+        await rig.wait_status(row, gone, "unsubscribed")
+        await rig.wait_status(row, alive, "delivered")
+    mine = rig.account_id
+    assert await replay_outbox(rig.d, account_id=mine) == 0  # a plain replay leaves it alone
+    assert await replay_outbox(rig.d, account_id=mine, endpoint=gone, dry_run=True) == 2
+    env = rig.settings.process_env(RINGSYNC_OFFBOARDING_URLS=f"{gone},{alive}")
+    dry = await ringsync(env, "replay", "--outbox", "--endpoint", gone, "--dry-run")
+    assert dry.code == 0, dry.err
+    assert f"would send 2 undelivered events to {gone} (it answered 410 Gone" in dry.out
+    assert await rig.deliveries.unsubscribed([gone]) == {gone}  # a dry run changes nothing
+
+    sink.answer("/gone", 200)
+    assert await replay_outbox(rig.d, account_id=mine, endpoint=gone) == 2
+    for row in held:
+        await rig.wait_status(row, gone, "delivered")
+    assert [r.type for r in sink.delivered("/gone")] == ["user.created", "user.suspended"]
+    assert await rig.deliveries.unsubscribed([gone]) == frozenset()
+
+    (later,) = await rig.change("15")  # new events reach it again
+    await rig.wait_status(later, gone, "delivered")
+    assert len(sink.delivered("/gone")) == 3
+    assert len(sink.delivered("/alive")) == 3
 
 
 async def test_a_dead_delivery_is_sent_again_by_replay_outbox(

@@ -290,11 +290,21 @@ class DeliveryStore:
         outbox_id: int | None = None,
         endpoint: str | None = None,
         account_id: str | None = None,
+        resubscribe: bool = False,
         dry_run: bool = False,
     ) -> list[Due]:
         """Make every matching unfinished or dead delivery due now (dead ones re-opened, their
-        dead letters marked replayed); returns them as they were before."""
-        where: list[ColumnElement[bool]] = [_d.c.status.in_((*OPEN, "dead"))]
+        dead letters marked replayed); returns them as they were before.
+
+        With `resubscribe` (and an `endpoint`), an endpoint that answered 410 is subscribed
+        again in the same transaction, and the deliveries held since are sent as well.
+        """
+        statuses: tuple[str, ...] = (*OPEN, "dead")
+        if resubscribe:
+            if endpoint is None:
+                raise ValueError("resubscribe needs an endpoint")
+            statuses += ("unsubscribed",)
+        where: list[ColumnElement[bool]] = [_d.c.status.in_(statuses)]
         if since is not None:
             where.append(_o.c.created_at >= since)
         if type is not None:
@@ -316,7 +326,16 @@ class DeliveryStore:
         now = _now()
         async with write_transaction(self.engine) as conn:
             found = [_due(values) for values in (await conn.execute(query)).mappings()]
-            if dry_run or not found:
+            if dry_run:
+                return found
+            if resubscribe and endpoint is not None:
+                state = tables.state
+                await conn.execute(
+                    state.delete().where(
+                        state.c.account_id == "", state.c.key == _unsubscribed_key(endpoint)
+                    )
+                )
+            if not found:
                 return found
             ids = [due.delivery.id for due in found]
             letters = [d.delivery.dead_letter_id for d in found if d.delivery.dead_letter_id]

@@ -40,16 +40,26 @@ async def replay_outbox(
     type: str | None = None,
     extension_id: str | None = None,
     account_id: str | None = None,
+    endpoint: str | None = None,
     dry_run: bool = False,
 ) -> int:
     """Send at once every matching delivery not yet done (pending, in backoff or dead).
 
     Dead ones are re-opened with a fresh `RINGSYNC_DELIVERY_MAX_AGE` of retries, and their dead
     letters marked replayed. Order per endpoint and user still holds. Returns how many.
+
+    Naming an `endpoint` narrows to it and is the operator's word that it listens again: one
+    that answered 410 is subscribed again, and what it missed since is sent too.
     """
     store = DeliveryStore(d.store.engine)
     found = await store.reopen(
-        since=since, type=type, extension_id=extension_id, account_id=account_id, dry_run=dry_run
+        since=since,
+        type=type,
+        extension_id=extension_id,
+        account_id=account_id,
+        endpoint=endpoint,
+        resubscribe=endpoint is not None,
+        dry_run=dry_run,
     )
     if dry_run:
         return len(found)
