@@ -6,9 +6,10 @@ own, identified by a per-extension *generation*, and the jobs themselves coalesc
 
 - `mark` (at ingest): ``gen[ext] += 1``; the job for that generation is queued, deferred to
   ``last_read[ext] + window`` so a burst costs one read per window, a lone change none.
-- A read records ``gen[ext]`` *before* it is sent (`begin`); once applied, ``done[ext]`` is
-  raised to that value (`finish`). A job whose generation is ``<= done[ext]`` is covered by a
-  read that started after its change was recorded, so it returns without reading.
+- A read records ``gen[ext]`` *before* it is sent (`claim`, which also takes the lock); once
+  applied, ``done[ext]`` is raised to that value (`finish`, which also releases it). A job
+  whose generation is ``<= done[ext]`` is covered by a read that started after its change was
+  recorded, so it returns without reading.
 - A change recorded while a read is in flight has a higher generation than that read's start,
   so its own job still reads afterwards: nothing is lost, whatever the timing.
 
@@ -37,19 +38,29 @@ for i = 1, #ARGV do
 end
 return out
 """
-# KEYS: gen, done, dirty. ARGV: ext, generation read. Raises done; clears dirty if nothing newer.
+# KEYS: done, batch marker, lock, gen, last_read. ARGV: ext, generation (0: any), token, lock
+# ttl ms, now ms. One round trip before a single read: covered already? a listing under way?
+# someone else reading? Otherwise the lock is taken, and the generation the read covers returned.
+_CLAIM: Final = """
+local wanted = tonumber(ARGV[2])
+if wanted > 0 and tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') >= wanted then
+  return {'covered', 0}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'batch', 0} end
+if not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked', 0} end
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[5])
+return {'read', tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')}
+"""
+# KEYS: gen, done, dirty, lock. ARGV: ext, generation read, lock token (or '').
+# Raises done; clears dirty if nothing newer; releases the lock when it is still ours.
 _FINISH: Final = """
 local done = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local read = tonumber(ARGV[2])
 if read > done then redis.call('HSET', KEYS[2], ARGV[1], read) end
+if ARGV[3] ~= '' and redis.call('GET', KEYS[4]) == ARGV[3] then redis.call('DEL', KEYS[4]) end
 local gen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if gen <= read then redis.call('SREM', KEYS[3], ARGV[1]) return 1 end
 return 0
-"""
-# KEYS: gen, last_read. ARGV: ext, now ms. Returns the generation a read sent now covers.
-_BEGIN: Final = """
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 """
 # `_FINISH` for many (ext, generation) pairs at once.
 _FINISH_MANY: Final = """
@@ -73,6 +84,16 @@ class Marked:
     extension_id: str
     generation: int
     defer_by: float
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What `Coalescer.claim` found: `read` (the lock is ours: read, then `finish`), or why not
+    (`covered`, `batch` under way, `locked` by another worker)."""
+
+    outcome: str
+    reading: int = 0
+    token: str = ""
 
 
 class Coalescer:
@@ -103,27 +124,52 @@ class Coalescer:
             marks.append(Marked(ext, generation, defer_ms / 1000))
         return marks
 
+    async def claim(self, extension_id: str, generation: int = 0, ttl: float = 35.0) -> Claim:
+        """Before a single read of `extension_id` for `generation` (0: whatever is recorded).
+
+        On `read` this worker holds the extension's lock and `reading` is the generation the
+        read will cover (recorded before it is sent); `finish` records it and releases the lock.
+        """
+        token = uuid.uuid4().hex
+        outcome, reading = await self._redis.eval(  # type: ignore[misc]
+            _CLAIM,
+            5,
+            self._done,
+            self._batch,
+            self._lock_key(extension_id),
+            self._gen,
+            self._last,
+            extension_id,
+            str(generation),
+            token,
+            str(int(ttl * 1000)),
+            str(int(time.time() * 1000)),
+        )
+        found = outcome.decode()
+        return Claim(found, int(reading), token if found == "read" else "")
+
     async def covered(self, extension_id: str, generation: int) -> bool:
         done = await self._redis.hget(self._done, extension_id)  # type: ignore[misc]
         return done is not None and int(done) >= generation
-
-    async def begin(self, extension_id: str) -> int:
-        """The generation a read sent now will cover; call right before sending it."""
-        now_ms = str(int(time.time() * 1000))
-        generation = await self._redis.eval(  # type: ignore[misc]
-            _BEGIN, 2, self._gen, self._last, extension_id, now_ms
-        )
-        return int(generation)
 
     async def begin_many(self) -> dict[str, int]:
         """Every extension's generation, for a listing about to be sent (batch or resync)."""
         raw = await self._redis.hgetall(self._gen)  # type: ignore[misc]
         return {key.decode(): int(value) for key, value in raw.items()}
 
-    async def finish(self, extension_id: str, generation: int) -> bool:
-        """Record that a read covering `generation` was applied; True when nothing is newer."""
+    async def finish(self, extension_id: str, generation: int, token: str = "") -> bool:
+        """Record that a read covering `generation` was applied and release the lock `token`
+        took; True when nothing newer was recorded meanwhile."""
         clean = await self._redis.eval(  # type: ignore[misc]
-            _FINISH, 3, self._gen, self._done, self._dirty, extension_id, str(generation)
+            _FINISH,
+            4,
+            self._gen,
+            self._done,
+            self._dirty,
+            self._lock_key(extension_id),
+            extension_id,
+            str(generation),
+            token,
         )
         return bool(clean)
 
@@ -151,18 +197,12 @@ class Coalescer:
 
     # --- locks ---------------------------------------------------------------------------------
 
-    async def lock(self, extension_id: str, ttl: float = 35.0) -> str | None:
-        """Take this extension's lock; returns its token, or None when another worker holds it."""
-        token = uuid.uuid4().hex
-        taken = await self._redis.set(
-            f"{self._lock_prefix}:{extension_id}", token, nx=True, px=int(ttl * 1000)
-        )
-        return token if taken else None
+    def _lock_key(self, extension_id: str) -> str:
+        return f"{self._lock_prefix}:{extension_id}"
 
     async def unlock(self, extension_id: str, token: str) -> None:
-        await self._redis.eval(  # type: ignore[misc]
-            _RELEASE, 1, f"{self._lock_prefix}:{extension_id}", token
-        )
+        """Release a lock `claim` took, when a read failed before `finish`."""
+        await self._redis.eval(_RELEASE, 1, self._lock_key(extension_id), token)  # type: ignore[misc]
 
     async def set_batch_active(self, active: bool, ttl: float = 15.0) -> None:
         if active:

@@ -41,25 +41,25 @@ async def _reconcile(
 ) -> str:
     d = deps(ctx)
     coalescer = d.coalescer
-    if generation and await coalescer.covered(extension_id, generation):
+    claim = await coalescer.claim(extension_id, generation)
+    if claim.outcome == "covered":
         return "covered"
-    if await coalescer.batch_active():
+    if claim.outcome == "batch":
         # A listing under way will most likely cover this one: look again soon, then less often.
         raise Retry(defer=min(0.25 * ctx.get("job_try", 1), 5.0))
-    token = await coalescer.lock(extension_id)
-    if token is None:
+    if claim.outcome != "read":
         raise Retry(defer=0.05 + random.uniform(0, 0.1))  # another worker is reading it
+    finished = False
     try:
-        if generation and await coalescer.covered(extension_id, generation):
-            return "covered"
-        reading = await coalescer.begin(extension_id)
         found = await d.client.get_extension(extension_id)
         decision, rows = await d.store.reconcile(
             await d.account_id(), extension_id, observe(found), cause, policy(d)
         )
-        await coalescer.finish(extension_id, reading)
+        await coalescer.finish(extension_id, claim.reading, claim.token)
+        finished = True
     finally:
-        await coalescer.unlock(extension_id, token)
+        if not finished:
+            await coalescer.unlock(extension_id, claim.token)
     await announce(d, rows)
     log.info(
         "extension reconciled",
