@@ -91,6 +91,46 @@ async def test_an_ingest_cut_short_is_finished_by_its_retry(quiet: Pipeline, ctx
     store = deps(ctx).store
     assert await store.record_event(uuid=uid, body=body.decode(), outcome="received")
     assert await ingest(ctx, body, now_ms()) == "scheduled"
-    assert await deps(ctx).coalescer.dirty() == ["42"]
+    assert quiet.reads() == 1  # reconciled (at once, inside the ingest)
     assert await store.event_outcome(uid) == "scheduled"
     assert await ingest(ctx, body, now_ms()) == "duplicate"
+    assert quiet.reads() == 1
+
+
+def queued(quiet: Pipeline, ctx: Ctx, extension_id: str, generation: int) -> Any:
+    pool: ArqRedis = ctx["redis"]
+    job_id = quiet.settings.key("reconcile", extension_id, str(generation))
+    return pool.zscore(quiet.settings.queue_name, job_id)
+
+
+async def test_a_lone_change_is_reconciled_inside_the_ingest(quiet: Pipeline, ctx: Ctx) -> None:
+    ext = quiet.sandbox.world.create_user(first_name="At", last_name="Once")
+    update = {"extensionId": ext, "eventType": "Update"}
+    assert await ingest(ctx, raw("/restapi/v1.0/account/~/extension", update), now_ms()) == (
+        "scheduled"
+    )
+    assert (await quiet.mirror())[ext].last_name == "Once"  # no worker runs: the ingest did it
+    assert quiet.reads() == 1
+    assert await queued(quiet, ctx, ext, 1) is None
+    assert await deps(ctx).coalescer.dirty() == []
+
+    # Read just now: a second change within the coalescing window waits for its own job.
+    quiet.sandbox.world.update_user(ext, last_name="Later")
+    assert await ingest(ctx, raw("/restapi/v1.0/account/~/extension", update), now_ms()) == (
+        "scheduled"
+    )
+    assert quiet.reads() == 1
+    assert await queued(quiet, ctx, ext, 2) is not None
+    assert await deps(ctx).coalescer.dirty() == [ext]
+
+
+async def test_a_change_during_a_listing_waits_for_its_job(quiet: Pipeline, ctx: Ctx) -> None:
+    ext = quiet.sandbox.world.create_user(first_name="Wait", last_name="Turn")
+    await deps(ctx).coalescer.set_batch_active(True)
+    update = {"extensionId": ext, "eventType": "Update"}
+    assert await ingest(ctx, raw("/restapi/v1.0/account/~/extension", update), now_ms()) == (
+        "scheduled"
+    )
+    assert quiet.reads() == 0
+    assert await queued(quiet, ctx, ext, 1) is not None
+    assert ext not in await quiet.mirror()

@@ -21,6 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 # How long SQLite waits for another process's write lock, and PostgreSQL for a connection.
 BUSY_TIMEOUT_SECONDS: Final = 30.0
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
+# Connections kept open per process (more are opened when busier, and closed after): a worker
+# runs up to RINGSYNC_WORKER_CONCURRENCY jobs, and opening a PostgreSQL connection costs far
+# more than the transaction it would serve.
+POOL_SIZE: Final = 10
 # Advisory lock class ids (the two-integer form keeps them apart from anyone else's locks).
 _MIGRATION_LOCK: Final = (0x72730000, 1)
 _USER_LOCK_CLASS: Final = 0x72730001
@@ -32,13 +36,18 @@ def create_engine(database_url: str) -> AsyncEngine:
     """An async engine for `database_url` (sqlite+aiosqlite or postgresql+asyncpg)."""
     if database_url.startswith("sqlite"):
         _check_sqlite_file(database_url)
-        engine = create_async_engine(database_url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+        engine = create_async_engine(
+            database_url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}, pool_size=POOL_SIZE
+        )
         _tune_sqlite(engine)
         return engine
     if database_url.startswith("postgresql://"):
         database_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
     return create_async_engine(
-        database_url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}, pool_pre_ping=True
+        database_url,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+        pool_size=POOL_SIZE,
+        pool_pre_ping=True,
     )
 
 

@@ -5,26 +5,39 @@ see `workers.coalesce`) and gets a reconcile job of its own; when many are dirty
 listing is cheaper than their single reads, a batch reconcile reads list pages instead and the
 single jobs find themselves covered. Company Directory events carry the contact data, so they
 are applied directly, with no read at all.
+
+The common case, a notification naming a user or two that nobody read within the coalescing
+window, is reconciled right here, at once: one job a change instead of two. Whatever cannot go
+through at once (no budget, a listing under way, another worker reading, any failure) gets its
+reconcile job as above.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from events.models import DirectoryBody, DirectoryContact, Kind, Notification
 from events.queue import RECONCILE, RECONCILE_BATCH, RENEW
 from workers.batching import GroupState, prefer_listing
+from workers.coalesce import Marked
 from workers.context import Deps, deps
 from workers.failures import guarded
+from workers.metrics import WorkerMetrics
 from workers.reconcile import Observation, Policy
+from workers.refresh import reconcile_now
 
 log = logging.getLogger(__name__)
 
 RECEIVED = "received"
 # A batch runs first: single jobs queued beside it wait this long, then find themselves covered.
 BATCH_HEAD_START = 0.5
+# A notification naming at most this many users reconciles them at once, inside the ingest.
+INLINE_MAX = 4
 
 
 async def ingest(ctx: dict[str, Any], raw: bytes, received_ms: int, kind: str = "") -> str:
@@ -58,12 +71,14 @@ async def _ingest(
     if not fresh and await d.store.event_outcome(notification.uuid) != RECEIVED:
         log.info("notification already ingested", extra={"uuid": notification.uuid})
         return "duplicate"
-    outcome = await _dispatch(d, notification)
+    outcome = await _dispatch(d, notification, ctx.get("metrics"))
     await d.store.set_event_outcome(notification.uuid, outcome)
     return outcome
 
 
-async def _dispatch(d: Deps, notification: Notification) -> str:
+async def _dispatch(
+    d: Deps, notification: Notification, metrics: WorkerMetrics | None = None
+) -> str:
     """Queue what the notification calls for; returns the outcome to record."""
     kind = notification.kind
     if kind is Kind.SUBSCRIPTION:
@@ -76,7 +91,8 @@ async def _dispatch(d: Deps, notification: Notification) -> str:
     ids = notification.extension_ids()
     if isinstance(notification.body, DirectoryBody):
         ids = await _apply_directory(d, notification, notification.body)
-    await schedule(d, ids, cause=notification.uuid)
+    inline = Inline(metrics, notification.timestamp)
+    await schedule(d, ids, cause=notification.uuid, inline=inline)
     log.info(
         "notification ingested",
         extra={"uuid": notification.uuid, "kind": kind.value, "extensions": len(ids)},
@@ -84,8 +100,20 @@ async def _dispatch(d: Deps, notification: Notification) -> str:
     return "scheduled"
 
 
-async def schedule(d: Deps, extension_ids: list[str], *, cause: str | None) -> int:
-    """Mark extensions dirty and queue their reconciles (a batch when listing is cheaper)."""
+@dataclass(frozen=True, slots=True)
+class Inline:
+    """Reconciling at once inside the ingest job: where to count it, and when RingCentral sent
+    the notification (for the lag metric)."""
+
+    metrics: WorkerMetrics | None
+    sent: datetime
+
+
+async def schedule(
+    d: Deps, extension_ids: list[str], *, cause: str | None, inline: Inline | None = None
+) -> int:
+    """Mark extensions dirty and queue their reconciles (a batch when listing is cheaper);
+    with `inline`, reconcile a few that can go at once right here instead."""
     marks = await d.coalescer.mark(extension_ids)
     if not marks:
         return 0
@@ -97,6 +125,11 @@ async def schedule(d: Deps, extension_ids: list[str], *, cause: str | None) -> i
         if queued:
             log.info("batch reconcile scheduled", extra={"uuid": cause})
         head_start = BATCH_HEAD_START
+    elif inline is not None and len(marks) <= INLINE_MAX and await _light_has_room(d, len(marks)):
+        now = [mark for mark in marks if mark.defer_by == 0]
+        done = await asyncio.gather(*(_reconcile_inline(d, mark, cause, inline) for mark in now))
+        finished = {mark.extension_id for mark, ok in zip(now, done, strict=True) if ok}
+        marks = [mark for mark in marks if mark.extension_id not in finished]
     for mark in marks:
         await d.queue.enqueue(
             RECONCILE,
@@ -107,6 +140,27 @@ async def schedule(d: Deps, extension_ids: list[str], *, cause: str | None) -> i
             defer_by=max(mark.defer_by, head_start),
         )
     return len(marks)
+
+
+async def _light_has_room(d: Deps, reads: int) -> bool:
+    light = (await d.budget_snapshot()).get("light")
+    return light is None or (light.remaining >= reads and light.available_in == 0)
+
+
+async def _reconcile_inline(d: Deps, mark: Marked, cause: str | None, inline: Inline) -> bool:
+    """Reconcile `mark` now; False when it needs its job after all."""
+    started = time.perf_counter()
+    try:
+        outcome = await reconcile_now(d, mark.extension_id, mark.generation, cause, inline=True)
+    except Exception as exc:  # its job retries, dead-letters and logs it as any other
+        extra = {"extension_id": mark.extension_id, "uuid": cause}
+        log.info("reconcile queued after a failed first try: %s", exc, extra=extra)
+        return False
+    if outcome in ("batch", "locked"):
+        return False
+    if inline.metrics is not None:
+        inline.metrics.reconciled_inline(outcome, time.perf_counter() - started, inline.sent)
+    return True
 
 
 async def _listing_is_cheaper(d: Deps) -> bool:

@@ -1,6 +1,7 @@
 """The worker's Prometheus metrics, served on RINGSYNC_METRICS_PORT (0 = off).
 
-- `ringsync_job_seconds{job,outcome}`: how long each job ran (reconcile latency among them);
+- `ringsync_job_seconds{job,outcome}`: how long each job ran (reconcile latency among them; a
+  reconcile done at once inside an ingest job counts as one too);
 - `ringsync_ringcentral_requests{group,outcome}`: every request sent to RingCentral, counted at
   the HTTP transport, so retries and 429s show as what they cost;
 - `ringsync_queue_age_seconds`: how long a job waited past its due time before it started;
@@ -91,6 +92,12 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self._server: Any = None
+
+    def reconciled_inline(self, outcome: str, seconds: float, sent: datetime) -> None:
+        """A reconcile done inside an ingest job: its time, and its lag when it changed a row."""
+        self.job_seconds.labels(RECONCILE, outcome).observe(seconds)
+        if outcome == "changed":
+            self.lag.observe(max((datetime.now(UTC) - sent).total_seconds(), 0.0))
 
     def subscription_expires(self, at: datetime | None) -> None:
         """Count the subscription's remaining life down from its last known expiry."""

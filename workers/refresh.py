@@ -39,16 +39,28 @@ async def reconcile(
 async def _reconcile(
     ctx: dict[str, Any], extension_id: str, generation: int, cause: str | None
 ) -> str:
-    d = deps(ctx)
-    coalescer = d.coalescer
-    claim = await coalescer.claim(extension_id, generation)
-    if claim.outcome == "covered":
-        return "covered"
-    if claim.outcome == "batch":
+    job = {"job_id": ctx.get("job_id"), "job_try": ctx.get("job_try")}
+    outcome = await reconcile_now(deps(ctx), extension_id, generation, cause, **job)
+    if outcome == "batch":
         # A listing under way will most likely cover this one: look again soon, then less often.
         raise Retry(defer=min(0.25 * ctx.get("job_try", 1), 5.0))
-    if claim.outcome != "read":
+    if outcome == "locked":
         raise Retry(defer=0.05 + random.uniform(0, 0.1))  # another worker is reading it
+    return outcome
+
+
+async def reconcile_now(
+    d: Deps, extension_id: str, generation: int, cause: str | None, **log_extra: Any
+) -> str:
+    """Read one extension and write it through, if that can start at once.
+
+    Returns `covered` (a read since `generation` did it), `changed` or `unchanged`; or, having
+    done nothing, `batch` (a listing is under way) or `locked` (another worker is reading it).
+    """
+    coalescer = d.coalescer
+    claim = await coalescer.claim(extension_id, generation)
+    if claim.outcome != "read":
+        return claim.outcome
     finished = False
     try:
         found = await d.client.get_extension(extension_id)
@@ -66,8 +78,7 @@ async def _reconcile(
         extra={
             "extension_id": extension_id,
             "uuid": cause,
-            "job_id": ctx.get("job_id"),
-            "job_try": ctx.get("job_try"),
+            **log_extra,
             "state": decision.new_state.value if decision.new_state else None,
             "events": [event.value for event in decision.events],
         },
