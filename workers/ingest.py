@@ -113,8 +113,10 @@ async def schedule(
     d: Deps, extension_ids: list[str], *, cause: str | None, inline: Inline | None = None
 ) -> int:
     """Mark extensions dirty and queue their reconciles (a batch when listing is cheaper);
-    with `inline`, reconcile a few that can go at once right here instead."""
+    with `inline`, reconcile a few that can go at once right here instead. Returns how many
+    were marked."""
     marks = await d.coalescer.mark(extension_ids)
+    marked = len(marks)
     if not marks:
         return 0
     head_start = 0.0
@@ -139,7 +141,7 @@ async def schedule(
             job_id=d.settings.key("reconcile", mark.extension_id, str(mark.generation)),
             defer_by=max(mark.defer_by, head_start),
         )
-    return len(marks)
+    return marked
 
 
 async def _light_has_room(d: Deps, reads: int) -> bool:
