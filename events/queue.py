@@ -76,6 +76,12 @@ class Queue:
     def name(self) -> str:
         return self._queue_name
 
+    async def backlog(self) -> int:
+        """Jobs due by now: waiting for a worker, or running (arq keeps those queued too)."""
+        now_ms = int(time.time() * 1000)
+        count: int = await self._redis.zcount(self._queue_name, "-inf", now_ms)
+        return count
+
     async def enqueue(
         self,
         function: str,

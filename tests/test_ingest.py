@@ -14,7 +14,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from events.queue import RENEW
 from tests.fixtures.pipeline import MakePipeline, Pipeline
 from workers.context import deps, shutdown, startup
-from workers.ingest import ingest
+from workers.ingest import INLINE_BACKLOG, ingest
 
 Ctx = dict[str, Any]
 
@@ -134,3 +134,19 @@ async def test_a_change_during_a_listing_waits_for_its_job(quiet: Pipeline, ctx:
     assert quiet.reads() == 0
     assert await queued(quiet, ctx, ext, 1) is not None
     assert ext not in await quiet.mirror()
+
+
+async def test_under_a_backlog_changes_are_queued_so_a_listing_can_cover_them(
+    quiet: Pipeline, ctx: Ctx
+) -> None:
+    ext = quiet.sandbox.world.create_user(first_name="Busy", last_name="Day")
+    d = deps(ctx)
+    for _ in range(INLINE_BACKLOG):
+        await d.queue.enqueue("not-run-here")
+    update = {"extensionId": ext, "eventType": "Update"}
+    assert await ingest(ctx, raw("/restapi/v1.0/account/~/extension", update), now_ms()) == (
+        "scheduled"
+    )
+    assert quiet.reads() == 0
+    assert await queued(quiet, ctx, ext, 1) is not None
+    assert await d.coalescer.dirty() == [ext]

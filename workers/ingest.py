@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 RECEIVED = "received"
 # A batch runs first: single jobs queued beside it wait this long, then find themselves covered.
 BATCH_HEAD_START = 0.5
-# A notification naming at most this many users reconciles them at once, inside the ingest.
+# A notification naming at most this many users reconciles them at once, inside the ingest,
+# while the queue is short: under a burst, changes are marked and queued instead, so the dirty
+# set grows and one listing can cover them (see `workers.batching`).
 INLINE_MAX = 4
+INLINE_BACKLOG = 50
 
 
 async def ingest(ctx: dict[str, Any], raw: bytes, received_ms: int, kind: str = "") -> str:
@@ -127,7 +130,7 @@ async def schedule(
         if queued:
             log.info("batch reconcile scheduled", extra={"uuid": cause})
         head_start = BATCH_HEAD_START
-    elif inline is not None and len(marks) <= INLINE_MAX and await _light_has_room(d, len(marks)):
+    elif inline is not None and len(marks) <= INLINE_MAX and await _at_once(d, len(marks)):
         now = [mark for mark in marks if mark.defer_by == 0]
         done = await asyncio.gather(*(_reconcile_inline(d, mark, cause, inline) for mark in now))
         finished = {mark.extension_id for mark, ok in zip(now, done, strict=True) if ok}
@@ -144,9 +147,12 @@ async def schedule(
     return marked
 
 
-async def _light_has_room(d: Deps, reads: int) -> bool:
+async def _at_once(d: Deps, reads: int) -> bool:
+    """Whether `reads` single reads can go now: budget left, and no backlog to leave behind."""
     light = (await d.budget_snapshot()).get("light")
-    return light is None or (light.remaining >= reads and light.available_in == 0)
+    if light is not None and (light.remaining < reads or light.available_in > 0):
+        return False
+    return await d.queue.backlog() < INLINE_BACKLOG
 
 
 async def _reconcile_inline(d: Deps, mark: Marked, cause: str | None, inline: Inline) -> bool:
