@@ -4,7 +4,9 @@ Nothing else in ringsync calls arq's enqueue API. Jobs are written in arq's own 
 ``{t, f, a, k, et}`` under ``arq:job:<id>`` plus a ZADD on the queue), so a stock arq worker runs
 them, but with *group commit*: every enqueue waiting at the same moment goes to Redis in one
 EVALSHA, and each caller is answered only after that write succeeded. A lone enqueue is flushed
-on the next turn of the event loop, so light traffic waits for nothing.
+on the next turn of the event loop, so light traffic waits for nothing. With a `timeout`, each
+write that outlasts it fails every caller waiting on it with `TimeoutError` (one timer a batch,
+not one a caller).
 """
 
 from __future__ import annotations
@@ -64,10 +66,18 @@ class _Pending:
 class Queue:
     """Enqueue arq jobs with group commit; see the module docstring."""
 
-    def __init__(self, redis: Redis, queue_name: str, *, max_batch: int = 1024) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        queue_name: str,
+        *,
+        max_batch: int = 1024,
+        timeout: float | None = None,
+    ) -> None:
         self._redis = redis
         self._queue_name = queue_name
         self._max_batch = max_batch
+        self._timeout = timeout
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._sha: str | None = None
@@ -117,7 +127,8 @@ class Queue:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 try:
-                    results = await self._write(batch)
+                    async with asyncio.timeout(self._timeout):
+                        results = await self._write(batch)
                 except BaseException as exc:
                     for job in batch:
                         if not job.done.done():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import signal
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -236,6 +237,38 @@ async def test_redis_down_gives_503_and_recovers_without_a_restart(
     # What was acknowledged survived the restart (AOF); the refused one was never queued.
     assert await client.zcard(settings.queue_name) == 2
     await client.aclose()
+
+
+async def test_a_stalled_redis_gives_503_within_the_enqueue_timeout(
+    run_receiver: Runner,
+    make_settings: Callable[..., Settings],
+    private_redis: PrivateRedis,
+) -> None:
+    """Redis accepts the connection but answers nothing (paused): every request waiting on the
+    write is refused at the deadline, and the receiver works again once Redis does."""
+    settings = make_settings(verification_token=TOKEN, redis_url=private_redis.url)
+    headers = {"Verification-Token": TOKEN}
+    assert private_redis.process is not None
+    async with run_receiver(settings) as url, httpx.AsyncClient(base_url=url) as http:
+
+        async def post() -> httpx.Response:
+            return await http.post(
+                "/webhook", content=orjson.dumps(notification()), headers=headers
+            )
+
+        assert (await post()).status_code == 200
+        private_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            stalled = await asyncio.gather(*(post() for _ in range(5)))
+            elapsed = loop.time() - started
+        finally:
+            private_redis.process.send_signal(signal.SIGCONT)
+        again = await post()
+    assert [reply.status_code for reply in stalled] == [503] * 5
+    assert elapsed < 4 * settings.enqueue_timeout + 1
+    assert again.status_code == 200
 
 
 async def test_metrics_count_outcomes(run_receiver: Runner, settings: Settings) -> None:
