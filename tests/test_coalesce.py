@@ -23,20 +23,19 @@ async def test_a_read_covers_every_change_recorded_before_it(coalescer: Coalesce
     claim = await coalescer.claim("7", 1)
     assert (claim.outcome, claim.reading) == ("read", 2)
     assert await coalescer.finish("7", claim.reading, claim.token)
-    assert await coalescer.covered("7", 1)
-    assert await coalescer.covered("7", 2)
-    assert await coalescer.dirty() == []
+    assert (await coalescer.claim("7", 1)).outcome == "covered"
     assert (await coalescer.claim("7", 2)).outcome == "covered"
+    assert await coalescer.dirty() == []
     assert (await coalescer.claim("7", 0)).outcome == "read"  # 0: read whatever is recorded
 
 
 async def test_a_change_during_a_read_is_not_covered_by_it(coalescer: Coalescer) -> None:
     await coalescer.mark(["7"])
-    reading = (await coalescer.claim("7", 1)).reading
+    claim = await coalescer.claim("7", 1)
     (late,) = await coalescer.mark(["7"])  # arrives while the read is in flight
-    assert not await coalescer.finish("7", reading)
-    assert not await coalescer.covered("7", late.generation)
+    assert not await coalescer.finish("7", claim.reading, claim.token)
     assert await coalescer.dirty() == ["7"]
+    assert (await coalescer.claim("7", late.generation)).outcome == "read"  # it reads again
     assert late.defer_by > 0  # read just now: wait for the coalescing window
 
 
@@ -45,7 +44,7 @@ async def test_finish_many_and_stale_finishes(coalescer: Coalescer) -> None:
     await coalescer.finish_many({"1": 1, "2": 2})
     assert await coalescer.dirty() == []
     await coalescer.finish("2", 1)  # an older read finishing late never lowers `done`
-    assert await coalescer.covered("2", 2)
+    assert (await coalescer.claim("2", 2)).outcome == "covered"
 
 
 async def test_the_lock_is_exclusive_and_released_by_its_holder(coalescer: Coalescer) -> None:

@@ -148,10 +148,6 @@ class Coalescer:
         found = outcome.decode()
         return Claim(found, int(reading), token if found == "read" else "")
 
-    async def covered(self, extension_id: str, generation: int) -> bool:
-        done = await self._redis.hget(self._done, extension_id)  # type: ignore[misc]
-        return done is not None and int(done) >= generation
-
     async def begin_many(self) -> dict[str, int]:
         """Every extension's generation, for a listing about to be sent (batch or resync)."""
         raw = await self._redis.hgetall(self._gen)  # type: ignore[misc]
