@@ -133,8 +133,8 @@ async def schedule(
     elif inline is not None and len(marks) <= INLINE_MAX and await _at_once(d, len(marks)):
         now = [mark for mark in marks if mark.defer_by == 0]
         done = await asyncio.gather(*(_reconcile_inline(d, mark, cause, inline) for mark in now))
-        finished = {mark.extension_id for mark, ok in zip(now, done, strict=True) if ok}
-        marks = [mark for mark in marks if mark.extension_id not in finished]
+        finished = [mark for mark, ok in zip(now, done, strict=True) if ok]
+        marks = [mark for mark in marks if mark not in finished]
     for mark in marks:
         await d.queue.enqueue(
             RECONCILE,
