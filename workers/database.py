@@ -8,6 +8,7 @@ PostgreSQL (asyncpg) serialises per user with transaction-scoped advisory locks.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
@@ -17,6 +18,8 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
 
 # How long SQLite waits for another process's write lock, and PostgreSQL for a connection.
 BUSY_TIMEOUT_SECONDS: Final = 30.0
@@ -157,6 +160,9 @@ async def _ensure_wal(engine: AsyncEngine) -> None:
                     row = await cursor.fetchone()
             except sqlite3.OperationalError:
                 row = None
-        if (row is not None and str(row[0]).lower() == "wal") or loop.time() > deadline:
+        if row is not None and str(row[0]).lower() == "wal":
+            return
+        if loop.time() > deadline:
+            log.warning("the SQLite file stays out of WAL mode: other connections kept it busy")
             return
         await asyncio.sleep(0.05)
