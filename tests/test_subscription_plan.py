@@ -165,12 +165,32 @@ LAST_EVENT = NOW - timedelta(hours=3)
             "missing",
         ),
         (
-            "token changed: the old one delivers nothing we accept",
+            "token changed: the new one is created before the old one is deleted",
             facts(stored(token_hash=token_hash("old-token")), listed()),
             Action.RECREATE,
-            ("sub-1",),
             (),
+            ("sub-1",),
             "token changed",
+        ),
+        (
+            "token changed, with a dead duplicate: the dead one goes first, freeing a slot",
+            facts(
+                stored(token_hash=token_hash("old-token")),
+                listed(),
+                listed("dead", status="Blacklisted"),
+            ),
+            Action.RECREATE,
+            ("dead",),
+            ("sub-1",),
+            "token changed",
+        ),
+        (
+            "blacklisted, with a working duplicate: that one waits for the replacement",
+            facts(stored(), listed(status="Blacklisted"), listed("dupe")),
+            Action.RECREATE,
+            ("sub-1",),
+            ("dupe",),
+            "blacklisted",
         ),
         (
             "address changed: create at the new address, then delete the old",
@@ -181,6 +201,17 @@ LAST_EVENT = NOW - timedelta(hours=3)
             Action.RECREATE,
             (),
             ("sub-1",),
+            "address changed",
+        ),
+        (
+            "address changed and the old one is dead: deleted first",
+            facts(
+                stored(address="https://old.example.com/webhook"),
+                listed(address="https://old.example.com/webhook", status="Blacklisted"),
+            ),
+            Action.RECREATE,
+            ("sub-1",),
+            (),
             "address changed",
         ),
         (
@@ -275,14 +306,44 @@ def test_a_gap_starts_at_the_last_event_else_at_the_last_renewal() -> None:
     assert without.gap_started_at == NOW - timedelta(days=1)
 
 
-def test_a_refused_renewal_becomes_a_re_create_with_a_gap() -> None:
-    given = facts(stored(), listed(left=100), listed("dupe"))
+@pytest.mark.parametrize(
+    ("case", "given", "delete_before", "delete_after"),
+    [
+        (
+            "renew refused: the new one exists before the old ones go",
+            facts(stored(), listed(left=100), listed("dupe")),
+            (),
+            ("sub-1", "dupe"),
+        ),
+        (
+            "renew refused, with a dead duplicate: the dead one goes first",
+            facts(stored(), listed(left=100), listed("dead", status="Blacklisted")),
+            ("dead",),
+            ("sub-1",),
+        ),
+        (
+            "update refused",
+            facts(stored(expires_in=TTL // 2), listed()),
+            (),
+            ("sub-1",),
+        ),
+        (
+            "adoption refused",
+            facts(None, listed("short", left=3600), listed("long")),
+            (),
+            ("long", "short"),
+        ),
+    ],
+)
+def test_a_refused_renewal_or_update_becomes_a_create_first_re_create_with_a_gap(
+    case: str, given: Facts, delete_before: tuple[str, ...], delete_after: tuple[str, ...]
+) -> None:
     plan = decide(given, WANTED)
-    assert plan.action is Action.RENEW
-    fallback = after_failure(plan, given, "HTTP 404 SUB-404")
-    assert fallback.action is Action.RECREATE
-    assert fallback.delete_before == ("sub-1", "dupe")
-    assert fallback.gap == "renew failed"
+    assert plan.action in (Action.RENEW, Action.UPDATE), case
+    fallback = after_failure(plan, given, "HTTP 403 CMN-101")
+    assert fallback.action is Action.RECREATE, case
+    assert (fallback.delete_before, fallback.delete_after) == (delete_before, delete_after), case
+    assert fallback.gap == f"{plan.action.value} failed", case
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,14 @@ no row at all (a fresh identity store) an Active subscription at our address is 
 PUT, as carrying today's token; should it not, our receiver refuses its notifications, RingCentral
 blacklists it, and the next check re-creates it and repairs the gap.
 
-Never two of ours: dead ones and ones with an old token are deleted *before* the replacement is
-created (they deliver nothing we accept). Only after an address change is the new one created
-first and the old one deleted after it: the old one is at another address, so it is no longer
-"ours" by definition, and the old receiver keeps getting events until the new one is confirmed.
-RingCentral itself then briefly holds two subscriptions, never two at our address.
+A working subscription is never deleted before its replacement exists: the new one is created
+first (it has passed RingCentral's handshake once creation succeeds), then the one it replaces —
+after a refused renew or update, a changed token or a changed address — is deleted. Should the
+creation fail, the old one stays as it was and is still ours (its row untouched), and the next
+check tries again. Dead ones (Blacklisted, Suspended) deliver nothing: they are deleted before
+the creation, which also frees their slots among the 30 RingCentral allows per user and app.
+For a moment two subscriptions may deliver to our address: harmless, as a notification only
+says which users to re-read (and a repeated uuid is dropped at the receiver).
 """
 
 from __future__ import annotations
@@ -164,15 +167,30 @@ def decide(facts: Facts, wanted: Wanted) -> Plan:
 
 
 def after_failure(plan: Plan, facts: Facts, error: str) -> Plan:
-    """A renew or update RingCentral refused (gone, or any other 4xx): re-create it instead."""
-    dead = (plan.target.id,) if plan.target is not None else ()
+    """A renew or update RingCentral refused (gone, or any other 4xx): re-create it instead.
+
+    The refused one was Active when listed, so it is deleted only after its replacement exists.
+    """
+    replaced = ((plan.target.id,) if plan.target is not None else ()) + plan.delete_after
+    before, after = _retire(replaced, facts.listed)
     return Plan(
         Action.RECREATE,
         f"{plan.action.value} failed: {error}",
-        delete_before=dead + plan.delete_after,
+        delete_before=before,
+        delete_after=after,
         gap=f"{plan.action.value} failed",
         gap_started_at=_gap_start(facts),
     )
+
+
+def _retire(
+    ids: Sequence[str], listed: Sequence[Subscription]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split the subscriptions a replacement retires: dead ones go before it is created, working
+    ones (and any we cannot see) only after."""
+    dead = {s.id for s in listed if s.status != "Active"}
+    before = tuple(i for i in ids if i in dead)
+    return before, tuple(i for i in ids if i not in dead)
 
 
 def _keepable(
@@ -193,7 +211,8 @@ def _replace(facts: Facts, wanted: Wanted, ours: list[Subscription]) -> Plan:
     listed_ids = {s.id for s in facts.listed}
     doomed = tuple(s.id for s in ours)
     moved = stored is not None and stored.address != wanted.address and stored.id in listed_ids
-    after = (stored.id,) if moved and stored is not None else ()
+    if moved and stored is not None and stored.id not in doomed:
+        doomed += (stored.id,)  # at the address we used before
     if stored is None:
         alive = sorted(
             (s for s in ours if s.status == "Active"),
@@ -215,10 +234,11 @@ def _replace(facts: Facts, wanted: Wanted, ours: list[Subscription]) -> Plan:
             gap_started_at=_gap_start(facts),
         )
     reason = _why_not_kept(stored, ours, wanted, facts.now, listed_ids)
+    before, after = _retire(doomed, facts.listed)
     return Plan(
         Action.RECREATE,
         reason,
-        delete_before=doomed,
+        delete_before=before,
         delete_after=after,
         gap=reason,
         gap_started_at=_gap_start(facts),

@@ -73,11 +73,21 @@ async def _admit(request: Request, world: World, handler: Handler, auth: Auth) -
         if auth == "scim":
             return scim_error(500, "Internal Server Error")
         return rc_error(500, "CMN-203", "Internal Server Error")
+    refused = faults.refusal(request.method, request.url.path)
+    if refused is not None:
+        return _refused(refused, auth)
     if auth != "none" and not world.tokens.live(bearer(request)):
         if auth == "scim":
             return scim_error(401, "Access token is missing, invalid or expired")
         return rc_error(401, "OAU-128", "Invalid or expired access token")
     return await handler(request, world)
+
+
+def _refused(status: int, auth: Auth) -> Response:
+    if auth == "scim":
+        return scim_error(status, "Refused on command")
+    code = "CMN-203" if status >= 500 else "CMN-102" if status == 404 else "CMN-101"
+    return rc_error(status, code, "Refused on command")
 
 
 def _throttled(auth: Auth) -> Response:

@@ -82,3 +82,16 @@ async def test_latency_fault_slows_api_calls(
     started = time.monotonic()
     assert (await api.get("/restapi/v1.0/account/~")).status_code == 200
     assert time.monotonic() - started >= 0.2
+
+
+async def test_refuse_answers_chosen_calls_with_an_error(
+    sandbox: SandboxServer, api: httpx.AsyncClient
+) -> None:
+    async with httpx.AsyncClient(base_url=f"{sandbox.url}/sandbox") as control:
+        shown = await control.post("/faults", json={"refuse": {"GET /restapi/v1.0/account/*": 403}})
+        assert shown.json()["refuse"] == {"GET /restapi/v1.0/account/*": 403}
+        refused = await api.get("/restapi/v1.0/account/~")
+        assert (refused.status_code, refused.json()["errorCode"]) == (403, "CMN-101")
+        assert (await api.get("/restapi/v1.0/subscription")).status_code == 200
+        bad = await control.post("/faults", json={"refuse": {"/no/method": 500}})
+        assert bad.status_code == 400
