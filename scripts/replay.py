@@ -1,5 +1,5 @@
 """`ringsync replay (--since T [--until T] | --extension ID | --dead-letters | --outbox
-[--endpoint URL]) [--type T] [--dry-run]`: re-run stored work.
+[--endpoint URL] [--skip ID]) [--type T] [--dry-run]`: re-run stored work.
 
 - `--since T [--until T]`: re-expand the notifications received in that range and schedule
   reconciles for their users (`--extension ID` keeps only that user; `--type` one kind of
@@ -8,7 +8,10 @@
 - `--dead-letters`: re-run dead-lettered jobs (`--type` one job name) and mark them replayed.
 - `--outbox`: send every delivery not yet done now (`--since`, `--extension`, `--type` narrow).
   `--endpoint URL` narrows to one configured endpoint and subscribes it again if it answered
-  410: what it missed since is sent too, in order.
+  410: what it missed since is sent too, in order. A dead delivery holds its user's later
+  events for that endpoint back; replayed, it is sent before them.
+- `--outbox --skip ID`: give up dead delivery ID (as `ringsync status` shows it) for good, so
+  the events of that user waiting behind it flow.
 
 This command only queues the work: a running `ringsync worker` carries it out.
 """
@@ -24,8 +27,9 @@ from scripts.cli import Failure
 from scripts.connections import open_deps
 from workers.context import Deps
 from workers.delivery import endpoints, label
+from workers.delivery_holds import NotSkippable
 from workers.delivery_store import DeliveryStore
-from workers.outbox import replay_outbox
+from workers.outbox import replay_outbox, skip_delivery
 from workers.replay import replay_dead_letters, replay_users, stored_notifications
 
 WORKER_NOTE = "queued: a running `ringsync worker` carries them out"
@@ -54,11 +58,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--until", type=timestamp, metavar="T", help="... received before T")
     parser.add_argument("--extension", metavar="ID", help="only this user (or: just this user)")
     parser.add_argument("--dead-letters", action="store_true", help="re-run dead-lettered jobs")
-    parser.add_argument("--outbox", action="store_true", help="send undelivered events now")
+    parser.add_argument(
+        "--outbox",
+        action="store_true",
+        help="send undelivered events now (a dead one before those that waited behind it)",
+    )
     parser.add_argument(
         "--endpoint",
         metavar="URL",
         help="--outbox: only this endpoint; one that answered 410 is subscribed again",
+    )
+    parser.add_argument(
+        "--skip",
+        type=int,
+        metavar="ID",
+        help="--outbox: give up dead delivery ID (see `ringsync status`) so the later events "
+        "of its user flow",
     )
     parser.add_argument(
         "--type",
@@ -80,6 +95,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         parser.error("one of --since, --extension, --dead-letters or --outbox is required")
     if args.since and args.until and args.until <= args.since:
         parser.error("--until must be later than --since")
+    if args.skip is not None and not args.outbox:
+        parser.error("--skip goes with --outbox")
+    if args.skip is not None and (args.since or args.extension or args.type or args.endpoint):
+        parser.error("--outbox --skip ID is used alone (with --dry-run)")
     if args.endpoint is not None:
         if not args.outbox:
             parser.error("--endpoint goes with --outbox")
@@ -120,6 +139,8 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> str:
 
 
 async def _outbox(d: Deps, args: argparse.Namespace) -> str:
+    if args.skip is not None:
+        return await _skip(d, args.skip, dry_run=args.dry_run)
     endpoint: str | None = args.endpoint
     was_gone = bool(endpoint and await DeliveryStore(d.store.engine).unsubscribed([endpoint]))
     count = await replay_outbox(
@@ -136,3 +157,18 @@ async def _outbox(d: Deps, args: argparse.Namespace) -> str:
         return f"would send {count} undelivered events{to}{gone}"
     again = " (it had answered 410 Gone: it is subscribed again)" if was_gone else ""
     return f"sending {count} undelivered events{to}{again}; {WORKER_NOTE}"
+
+
+async def _skip(d: Deps, delivery_id: int, *, dry_run: bool) -> str:
+    try:
+        hold = await skip_delivery(d, delivery_id, dry_run=dry_run)
+    except NotSkippable as exc:
+        raise Failure(str(exc)) from None
+    what = (
+        f"delivery {delivery_id} ({hold.type} of user {hold.extension_id} to "
+        f"{label(hold.endpoint)})"
+    )
+    if dry_run:
+        return f"would skip {what}; {hold.waiting} later events of that user would flow"
+    waiting = f"its user's {hold.waiting} later events are {WORKER_NOTE}"
+    return f"skipped {what}: it will never be sent; {waiting}"

@@ -2,9 +2,11 @@
 
 Shows the queue (depth, age of the oldest waiting job, jobs in progress), the last notification
 received, our subscription and its remaining life, the last gap, dead letters, resync plans
-waiting for approval, the rate-limit budget per group and the deliveries. Exit 1 when a human
-should look (subscription missing or not Active, dead letters, an approval pending, a job waiting
-longer than 5 minutes); the report is printed either way.
+waiting for approval, the rate-limit budget per group, the deliveries, and which users'
+deliveries are blocked behind a dead one (`blocked`: user, endpoint, the dead delivery's id and
+its reason). Exit 1 when a human should look (subscription missing or not Active, dead letters,
+a blocked delivery, an approval pending, a job waiting longer than 5 minutes); the report is
+printed either way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from events.queue import IN_PROGRESS_KEY_PREFIX
 from events.settings import Settings
 from scripts.connections import open_redis, open_store
 from workers import tables
+from workers.delivery import label
+from workers.delivery_holds import holds
 from workers.outbox import delivery_counts
 from workers.resync_store import pending_plans
 from workers.ringcentral import RingCentral
@@ -69,6 +73,7 @@ async def collect(settings: Settings) -> dict[str, Any]:
                 "approvals": await _approvals(store),
                 "rate_limits": await _rate_limits(settings, redis),
                 "deliveries": await delivery_counts(store),
+                "blocked": await _blocked(store),
             }
         finally:
             await store.close()
@@ -87,6 +92,12 @@ def attention(report: dict[str, Any]) -> list[str]:
         reasons.append(f"subscription is {status}")
     if report["dead_letters"]["count"]:
         reasons.append(f"{report['dead_letters']['count']} dead letters")
+    blocked = report["blocked"]["count"]
+    if blocked:
+        reasons.append(
+            f"{blocked} dead deliveries block later events of their users (see blocked; "
+            "ringsync replay --outbox, or --outbox --skip ID)"
+        )
     if report["approvals"]["pending"]:
         reasons.append(f"{report['approvals']['pending']} resync plans wait for approval")
     oldest = report["queue"]["oldest_age_seconds"]
@@ -153,6 +164,27 @@ async def _dead_letters(store: Store) -> dict[str, Any]:
         rows = (await conn.execute(query.group_by(letters.c.job))).all()
     by_job = {str(job): int(count) for job, count in rows}
     return {"count": sum(by_job.values()), "by_job": by_job}
+
+
+async def _blocked(store: Store) -> dict[str, Any]:
+    count, found = await holds(store.engine)
+    return {
+        "count": count,
+        "holds": [
+            {
+                "delivery_id": hold.delivery_id,
+                "outbox_id": hold.outbox_id,
+                "account_id": hold.account_id,
+                "extension_id": hold.extension_id,
+                "endpoint": label(hold.endpoint),
+                "type": hold.type,
+                "reason": hold.reason,
+                "dead_since": hold.dead_since.isoformat(),
+                "waiting": hold.waiting,
+            }
+            for hold in found
+        ],
+    }
 
 
 async def _approvals(store: Store) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -50,6 +51,16 @@ def print_report(report: dict[str, Any]) -> None:
             f"{budget['remaining']}/{budget['limit']} per {budget['window']:.0f} s{penalty}",
         )
     table.add_row("deliveries", _flat(report["deliveries"]))
+    blocked = report["blocked"]
+    for hold in blocked["holds"]:
+        line = (
+            f"user {hold['extension_id']} (account {hold['account_id']}) at {hold['endpoint']}:"
+            f" {hold['waiting']} events wait behind dead delivery {hold['delivery_id']}"
+            f" ({hold['type']}): {hold['reason']}"
+        )
+        table.add_row("blocked", escape(line))
+    if blocked["count"] > len(blocked["holds"]):
+        table.add_row("blocked", f"… and {blocked['count'] - len(blocked['holds'])} more")
     console.print(table)
     if report["attention"]:
         console.print("[bold red]needs a look:[/] " + "; ".join(report["attention"]))

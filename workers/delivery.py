@@ -6,11 +6,13 @@ status, attempts and when the next attempt is due. Jobs only act on it:
 - `deliver(outbox_id)` (queued by `announce`) creates the missing delivery rows and tries each
   endpoint once; `deliver(outbox_id, endpoint, attempt=n)` is the n-th retry, deferred with arq.
 - An attempt runs under a Redis lock per endpoint and user, re-reads the row, and goes ahead only
-  if the row still expects attempt n and no earlier event of that user is unfinished for that
-  endpoint. Re-run jobs and duplicates therefore send nothing twice.
+  if the row still expects attempt n and no earlier event of that user is unfinished or dead for
+  that endpoint. Re-run jobs and duplicates therefore send nothing twice.
 - 2xx → delivered; 410 → the endpoint is unsubscribed (said once, loudly); anything else is
   retried on `RINGSYNC_DELIVERY_SCHEDULE` until `RINGSYNC_DELIVERY_MAX_AGE`, then dead-lettered.
-  A delivered or dead event hands over to the user's next one at once.
+  A delivered event hands over to the user's next one at once. A dead one holds the user's later
+  events for that endpoint back (downstream never hears them out of order) until it is replayed,
+  and then sent first, or skipped (`workers.delivery_holds`).
 - `sweep_deliveries` (cron, every minute) creates missing rows and re-queues whatever is due
   with no job, so a lost job or a crashed worker delays a delivery by a minute, never forever.
 """
@@ -151,6 +153,25 @@ async def sweep_deliveries(ctx: dict[str, Any]) -> str:
     return f"{created} created, {sum(queued)} queued"
 
 
+async def hand_over(
+    d: Deps, store: DeliveryStore, endpoint: str, account_id: str, extension_id: str
+) -> None:
+    """Queue the user's next unfinished event for `endpoint` (it waited for the one before)."""
+    found = await store.next_open(endpoint, account_id, extension_id)
+    if found is None:
+        return
+    nxt = found.delivery
+    wait = (nxt.next_attempt_at - datetime.now(UTC)).total_seconds()
+    await d.queue.enqueue(
+        DELIVER,
+        nxt.outbox_id,
+        endpoint=endpoint,
+        attempt=nxt.attempts,
+        job_id=job_id(d.settings, found.event_id, endpoint, nxt.attempts),
+        defer_by=max(wait, 0.0),
+    )
+
+
 def _job(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"job_id": ctx.get("job_id"), "job_try": ctx.get("job_try")}
 
@@ -203,13 +224,14 @@ class _Sender:
             if await self.store.waits(delivery):
                 return "waiting"
             outcome = await self._send(delivery)
-            handover = outcome in ("delivered", "dead")
+            handover = outcome == "delivered"
             return outcome
         finally:
             with contextlib.suppress(LockError):
                 await lock.release()
             if handover:
-                await self._hand_over(endpoint)
+                row = self.row
+                await hand_over(self.d, self.store, endpoint, row.account_id, row.extension_id)
 
     async def _send(self, delivery: Delivery) -> str:
         endpoint = delivery.endpoint
@@ -301,22 +323,6 @@ class _Sender:
         if 200 <= response.status_code < 300:
             return response.status_code, None
         return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
-
-    async def _hand_over(self, endpoint: str) -> None:
-        """Queue this user's next unfinished event for `endpoint` (it waited for this one)."""
-        found = await self.store.next_open(endpoint, self.row.account_id, self.row.extension_id)
-        if found is None:
-            return
-        nxt = found.delivery
-        wait = (nxt.next_attempt_at - datetime.now(UTC)).total_seconds()
-        await self.d.queue.enqueue(
-            DELIVER,
-            nxt.outbox_id,
-            endpoint=endpoint,
-            attempt=nxt.attempts,
-            job_id=job_id(self.d.settings, found.event_id, endpoint, nxt.attempts),
-            defer_by=max(wait, 0.0),
-        )
 
 
 def _kind(endpoint: str, status: int | None, error: str) -> str:

@@ -2,9 +2,12 @@
 
 Statuses: `pending` (due at `next_attempt_at`: never tried, waiting for an earlier event, or
 replayed), `failed` (in backoff after a failed attempt), `delivered`, `dead` (given up; a dead
-letter holds the last error) and `unsubscribed` (the endpoint answered 410). Delivery rows copy
-their outbox row's user key and sequence, so "the earliest unfinished event of this user for
-this endpoint" is one indexed query: that is what keeps each endpoint's events in order.
+letter holds the last error), `skipped` (a dead one an operator gave up on, so later ones flow)
+and `unsubscribed` (the endpoint answered 410). Delivery rows copy their outbox row's user key
+and sequence, so "an earlier event of this user for this endpoint that holds this one back" is
+one indexed query: that is what keeps each endpoint's events in order. Pending, failed and dead
+ones hold later ones back: a later event never overtakes a dead one, until that is replayed
+(re-opened, and sent first) or skipped.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from workers.mirror import OutboxRow, insert_for
 from workers.tables import UtcDateTime
 
 OPEN: Final = ("pending", "failed")
-STATUSES: Final = ("pending", "failed", "dead", "delivered", "unsubscribed")
+# What holds a user's later events for the same endpoint back.
+HOLDING: Final = (*OPEN, "dead")
+STATUSES: Final = ("pending", "failed", "dead", "skipped", "delivered", "unsubscribed")
 
 _d = tables.deliveries
 _o = tables.outbox
@@ -71,15 +76,16 @@ def _unsubscribed_key(endpoint: str) -> str:
     return "delivery.unsubscribed:" + hashlib.sha256(endpoint.encode()).hexdigest()[:32]
 
 
-def _earlier_open(row: Any) -> ColumnElement[bool]:
-    """An unfinished delivery to the same endpoint for the same user, earlier in sequence."""
+def _held_back(row: Any) -> ColumnElement[bool]:
+    """An unfinished or dead delivery to the same endpoint for the same user, earlier in
+    sequence."""
     earlier = _d.alias("earlier")
     return exists().where(
         earlier.c.endpoint == row.c.endpoint,
         earlier.c.account_id == row.c.account_id,
         earlier.c.extension_id == row.c.extension_id,
         earlier.c.sequence < row.c.sequence,
-        earlier.c.status.in_(OPEN),
+        earlier.c.status.in_(HOLDING),
     )
 
 
@@ -157,8 +163,8 @@ class DeliveryStore:
             return Delivery(**found) if found is not None else None
 
     async def waits(self, delivery: Delivery) -> bool:
-        """Whether an earlier event of the same user is still unfinished for this endpoint."""
-        query = select(_d.c.id).where(_d.c.id == delivery.id, _earlier_open(_d))
+        """Whether an earlier event of the same user is unfinished or dead for this endpoint."""
+        query = select(_d.c.id).where(_d.c.id == delivery.id, _held_back(_d))
         async with self.engine.connect() as conn:
             return (await conn.execute(query)).first() is not None
 
@@ -183,7 +189,7 @@ class DeliveryStore:
     async def due(
         self, endpoints: Sequence[str], *, account_id: str | None = None, limit: int = 1000
     ) -> list[Due]:
-        """Unfinished deliveries whose time has come and that wait for no earlier event."""
+        """Unfinished deliveries whose time has come and that are held back by no earlier event."""
         query = (
             select(_d, _o.c.event_id)
             .join(_o, _o.c.id == _d.c.outbox_id)
@@ -191,7 +197,7 @@ class DeliveryStore:
                 _d.c.endpoint.in_(list(endpoints)),
                 _d.c.status.in_(OPEN),
                 _d.c.next_attempt_at <= _now(),
-                ~_earlier_open(_d),
+                ~_held_back(_d),
             )
             .order_by(_d.c.next_attempt_at)
             .limit(limit)

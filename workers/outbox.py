@@ -15,7 +15,8 @@ from datetime import datetime
 
 from events.queue import DELIVER
 from workers.context import Deps
-from workers.delivery import job_id
+from workers.delivery import hand_over, job_id
+from workers.delivery_holds import Hold, skip
 from workers.delivery_store import DeliveryStore
 from workers.store import OutboxRow, Store
 
@@ -46,7 +47,8 @@ async def replay_outbox(
     """Send at once every matching delivery not yet done (pending, in backoff or dead).
 
     Dead ones are re-opened with a fresh `RINGSYNC_DELIVERY_MAX_AGE` of retries, and their dead
-    letters marked replayed. Order per endpoint and user still holds. Returns how many.
+    letters marked replayed. Order per endpoint and user still holds: a re-opened dead event
+    goes before the later ones that waited behind it. Returns how many.
 
     Naming an `endpoint` narrows to it and is the operator's word that it listens again: one
     that answered 410 is subscribed again, and what it missed since is sent too.
@@ -83,6 +85,17 @@ async def replay_outbox(
     return len(found)
 
 
+async def skip_delivery(d: Deps, delivery_id: int, *, dry_run: bool = False) -> Hold:
+    """Give up a dead delivery for good and send what waited behind it (see
+    `workers.delivery_holds`); raises `NotSkippable` for one that is not dead."""
+    store = DeliveryStore(d.store.engine)
+    hold = await skip(store.engine, delivery_id, dry_run=dry_run)
+    if not dry_run:
+        await hand_over(d, store, hold.endpoint, hold.account_id, hold.extension_id)
+    return hold
+
+
 async def delivery_counts(store: Store, account_id: str | None = None) -> dict[str, int]:
-    """Deliveries by status: pending, failed (in backoff), dead, delivered, unsubscribed."""
+    """Deliveries by status: pending, failed (in backoff), dead, skipped, delivered,
+    unsubscribed."""
     return await DeliveryStore(store.engine).counts(account_id)
