@@ -178,7 +178,8 @@ async def _blocked(store: Store) -> dict[str, Any]:
                 "extension_id": hold.extension_id,
                 "endpoint": label(hold.endpoint),
                 "type": hold.type,
-                "reason": hold.reason,
+                # An error may quote the URL: never its credentials or query string.
+                "reason": (hold.reason or "").replace(hold.endpoint, label(hold.endpoint)),
                 "dead_since": hold.dead_since.isoformat(),
                 "waiting": hold.waiting,
             }

@@ -13,6 +13,8 @@ from tests.fixtures.sink import DeliveryRig, MakeRig, Received, Sink, new_secret
 from workers.delivery_store import Delivery
 from workers.store import OutboxRow
 
+SECRET = "s3cret-in-the-url"
+
 
 @pytest.fixture
 def database_url(sqlite_url: str) -> str:
@@ -24,9 +26,9 @@ async def _blocked_user(
     make_delivery_rig: MakeRig, sink: Sink, later: int
 ) -> tuple[DeliveryRig, str, Delivery, list[OutboxRow]]:
     """User 7's `user.suspended` is dead at /a and `later` events of theirs wait behind it."""
-    url = f"{sink.url}/a"
+    url = f"{sink.url}/a?token={SECRET}".replace("://", f"://ops:{SECRET}@")
     rig = await make_delivery_rig(
-        offboarding_urls=[url], offboarding_secret=new_secret(), delivery_max_age=1
+        offboarding_urls=[url], offboarding_secret=new_secret(), delivery_max_age=2
     )
     sink.rule = lambda r: 500 if r.type == "user.suspended" else None
     await rig.change("7")
@@ -58,12 +60,18 @@ async def test_status_shows_the_block_and_skip_lets_the_later_events_flow(
     [hold] = report["blocked"]["holds"]
     assert report["blocked"]["count"] == 1
     assert hold["delivery_id"] == dead.id
-    assert (hold["extension_id"], hold["endpoint"], hold["type"]) == ("7", url, "user.suspended")
+    assert (hold["extension_id"], hold["endpoint"], hold["type"]) == (
+        "7",
+        f"{sink.url}/a",
+        "user.suspended",
+    )
+    assert SECRET not in ran.out
     assert hold["reason"].startswith("HTTP 500")
     assert hold["waiting"] == 1
     assert any("block later events" in reason for reason in report["attention"])
     table = await ringsync(env, "status")
     assert f"1 events wait behind dead delivery {dead.id}" in table.out
+    assert SECRET not in table.out
 
     # The later event's own lifetime has passed while it waited: skipping gives it a fresh one,
     # so one failure of its own is retried, not fatal.
@@ -71,6 +79,7 @@ async def test_status_shows_the_block_and_skip_lets_the_later_events_flow(
     skipped = await ringsync(env, "replay", "--outbox", "--skip", str(dead.id))
     assert skipped.code == 0, skipped.err
     assert f"skipped delivery {dead.id} (user.suspended of user 7" in skipped.out
+    assert SECRET not in skipped.out + skipped.err
 
     done = await rig.wait_status(reactivated, url, "delivered")
     assert done.attempts == 2
