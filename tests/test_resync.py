@@ -14,18 +14,8 @@ from events.queue import RESYNC
 from scripts.cli import Failure
 from scripts.connections import open_deps
 from tests.fixtures.pipeline import MakePipeline, Pipeline, eventually
-from workers.resync import Summary, run_resync
+from tests.fixtures.resync import events_of, resync
 from workers.resync_store import Plan, list_plans, pending_plans
-
-
-async def resync(p: Pipeline, **options: object) -> Summary:
-    async with open_deps(p.settings) as d:
-        return await run_resync(d, **options)  # type: ignore[arg-type]
-
-
-async def events_of(p: Pipeline, kind: str) -> list[str]:
-    return [row.extension_id for row in await p.store.list_outbox(p.sandbox.account_id)
-            if row.type == kind]  # fmt: skip
 
 
 async def cli(p: Pipeline, *args: str) -> tuple[int, str, str]:
