@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 
 import orjson
@@ -25,6 +26,9 @@ from workers.context import LISTING_WAIT
 from workers.errors import RingCentralError
 from workers.resync import PlanRefused, Summary, approve_plan, run_resync
 
+# What a plan id may look like (a resync's id); anything else is a usage error, not a lookup.
+_PLAN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("resync", help="reconcile every user now (full listing)")
@@ -35,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     mode.add_argument(
         "--approve",
         metavar="PLAN_ID",
+        type=_plan_id,
         help="apply exactly the deprovisionings of this held plan (see `ringsync status`), "
         "each confirmed again by a single read",
     )
@@ -42,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--json", action="store_true", help="print the summary as one JSON document"
     )
     parser.set_defaults(run=run)
+
+
+def _plan_id(value: str) -> str:
+    if not _PLAN_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a plan id (see `ringsync status`)")
+    return value
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -72,28 +83,28 @@ async def _resync(settings: Settings, *, dry_run: bool, approve: str | None) -> 
         errors.print("another resync is running: waiting for it to finish", style="yellow")
 
     async with open_deps(settings, max_wait=LISTING_WAIT) as d:
-        with _progress(errors) as bar:
-            task = bar.add_task("listing users", total=None)
+        try:
+            if approve is not None:
+                return await approve_plan(d, approve, on_wait=waiting)
+            with _progress(errors) as bar:
+                task = bar.add_task("listing users", total=None)
 
-            def advance(count: int) -> None:
-                bar.advance(task, count)
+                def advance(count: int) -> None:
+                    bar.advance(task, count)
 
-            def expect(total: int) -> None:
-                bar.update(task, total=total)
+                def expect(total: int) -> None:
+                    bar.update(task, total=total)
 
-            try:
-                if approve is not None:
-                    return await approve_plan(d, approve, on_wait=waiting)
                 return await run_resync(
                     d, progress=advance, expected=expect, dry_run=dry_run, on_wait=waiting
                 )
-            except PlanRefused as exc:
-                raise Failure(str(exc)) from None
-            except RingCentralError as exc:
-                raise Failure(
-                    f"reading RingCentral failed ({exc}); what was read so far was applied, "
-                    "nobody was deprovisioned; run it again"
-                ) from None
+        except PlanRefused as exc:
+            raise Failure(str(exc)) from None
+        except RingCentralError as exc:
+            raise Failure(
+                f"reading RingCentral failed ({exc}); what was read so far was applied, "
+                "nobody was deprovisioned; run it again"
+            ) from None
 
 
 def _progress(console: Console) -> Progress:

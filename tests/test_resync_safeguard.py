@@ -160,6 +160,7 @@ async def test_approving_an_unknown_plan_is_refused(
     assert await events_of(p, "user.deprovisioned") == []
     assert [plan.status for plan in await list_plans(p.store, p.sandbox.account_id)] == ["pending"]
     assert (await cli(p, "resync", "--approve")).code == 2  # the plan's id is required
+    assert (await cli(p, "resync", "--approve", "not\nan id")).code == 2
     assert (await cli(p, "resync", "--dry-run", "--approve", plan_id)).code == 2
 
 
