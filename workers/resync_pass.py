@@ -91,7 +91,9 @@ class ResyncPass:
         absent = await absent_users(d.store, account_id, self.seen, started)
         self.seen.clear()
         summary.absent = len(absent)
-        await self._confirm(account_id, absent, rules, remark="absent from the listing")
+        await self._confirm(
+            account_id, absent, rules, remark="absent from the listing, confirmed by a read"
+        )
         await self._deprovisionings(account_id, rules)
         log.info(
             "resync done",
