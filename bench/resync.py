@@ -130,6 +130,7 @@ async def bench(users: int, database_url: str | None, redis_url: str) -> dict[st
     return {
         "users": users,
         "listed": summary.listed,
+        "absent_reads": summary.absent,
         "list_requests": medium,
         "expected_requests": pages,
         "throttled": counters.get("throttled", {}),

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     max_deprovision_ratio: float = Field(
         0.10, ge=0, le=1, validation_alias="RINGSYNC_MAX_DEPROVISION_RATIO"
     )
+    max_deprovision_min: int = Field(3, ge=1, validation_alias="RINGSYNC_MAX_DEPROVISION_MIN")
     user_types: Annotated[list[str], NoDecode] = Field(
         ["User"], validation_alias="RINGSYNC_USER_TYPES"
     )

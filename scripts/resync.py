@@ -1,14 +1,17 @@
-"""`ringsync resync [--dry-run] [--approve] [--json]`: a full reconciliation, now, in this process.
+"""`ringsync resync [--dry-run | --approve PLAN_ID] [--json]`: a full reconciliation, now, in this
+process; or, with `--approve`, the deprovisionings of one held plan and nothing else.
 
 A progress bar on a terminal (stderr), a summary table at the end (stdout). Exit 1 with one
-clear line when the safeguard held deprovisionings back (`--approve` applies them), or when the
-listing failed part-way (nothing was deprovisioned then).
+clear line when the safeguard held deprovisionings back (the line names the plan to approve),
+when reading RingCentral failed part-way (nobody was deprovisioned then), or when the plan named
+by `--approve` is unknown, already approved or stale (nothing was applied then).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 
 import orjson
@@ -21,23 +24,35 @@ from scripts.cli import Failure
 from scripts.connections import open_deps
 from workers.context import LISTING_WAIT
 from workers.errors import RingCentralError
-from workers.resync import Summary, run_resync
+from workers.resync import PlanRefused, Summary, approve_plan, run_resync
+
+# What a plan id may look like (a resync's id); anything else is a usage error, not a lookup.
+_PLAN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("resync", help="reconcile every user now (full listing)")
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--dry-run", action="store_true", help="compute and print the changes, write nothing"
     )
-    parser.add_argument(
+    mode.add_argument(
         "--approve",
-        action="store_true",
-        help="apply deprovisionings even past RINGSYNC_MAX_DEPROVISION_RATIO (runs afresh)",
+        metavar="PLAN_ID",
+        type=_plan_id,
+        help="apply exactly the deprovisionings of this held plan (see `ringsync status`), "
+        "each confirmed again by a single read",
     )
     parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON document"
     )
     parser.set_defaults(run=run)
+
+
+def _plan_id(value: str) -> str:
+    if not _PLAN_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a plan id (see `ringsync status`)")
+    return value
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,40 +71,40 @@ def safeguard_message(summary: Summary) -> str:
     return (
         f"safeguard: {summary.held} of {summary.live_before} users would be deprovisioned "
         f"({summary.ratio:.0%} > {summary.limit:.0%}); none was deprovisioned. "
-        f"Check them (plan {summary.plan_id}, `ringsync status`), then run "
-        "`ringsync resync --approve`"
+        f"Check them (`ringsync status`), then approve exactly this plan: "
+        f"`ringsync resync --approve {summary.plan_id}`"
     )
 
 
-async def _resync(settings: Settings, *, dry_run: bool, approve: bool) -> Summary:
+async def _resync(settings: Settings, *, dry_run: bool, approve: str | None) -> Summary:
     errors = Console(stderr=True)
+
+    def waiting() -> None:
+        errors.print("another resync is running: waiting for it to finish", style="yellow")
+
     async with open_deps(settings, max_wait=LISTING_WAIT) as d:
-        with _progress(errors) as bar:
-            task = bar.add_task("listing users", total=None)
+        try:
+            if approve is not None:
+                return await approve_plan(d, approve, on_wait=waiting)
+            with _progress(errors) as bar:
+                task = bar.add_task("listing users", total=None)
 
-            def advance(count: int) -> None:
-                bar.advance(task, count)
+                def advance(count: int) -> None:
+                    bar.advance(task, count)
 
-            def expect(total: int) -> None:
-                bar.update(task, total=total)
+                def expect(total: int) -> None:
+                    bar.update(task, total=total)
 
-            def waiting() -> None:
-                errors.print("another resync is running: waiting for it to finish", style="yellow")
-
-            try:
                 return await run_resync(
-                    d,
-                    progress=advance,
-                    expected=expect,
-                    dry_run=dry_run,
-                    approve=approve,
-                    on_wait=waiting,
+                    d, progress=advance, expected=expect, dry_run=dry_run, on_wait=waiting
                 )
-            except RingCentralError as exc:
-                raise Failure(
-                    f"the listing failed ({exc}); pages read so far were applied, nobody was "
-                    "deprovisioned; run it again"
-                ) from None
+        except PlanRefused as exc:
+            raise Failure(str(exc)) from None
+        except RingCentralError as exc:
+            raise Failure(
+                f"reading RingCentral failed ({exc}); what was read so far was applied, "
+                "nobody was deprovisioned; run it again"
+            ) from None
 
 
 def _progress(console: Console) -> Progress:
@@ -129,14 +144,18 @@ def print_summary(summary: Summary, console: Console) -> None:
         if summary.more_changes:
             changes.caption = f"… and {summary.more_changes} more"
         console.print(changes)
-    kind = "dry run" if summary.dry_run else "resync"
-    table = Table(title=f"{kind} {summary.resync_id}", title_justify="left", show_header=False)
+    if summary.approved_plan is not None:
+        title = f"approval of plan {summary.approved_plan}"
+    else:
+        title = f"{'dry run' if summary.dry_run else 'resync'} {summary.resync_id}"
+    table = Table(title=title, title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("account", summary.account_id)
-    table.add_row("listed users", str(summary.listed))
-    table.add_row("pages", str(summary.pages))
-    table.add_row("baseline", "yes" if summary.baseline else "no")
+    if summary.approved_plan is None:
+        table.add_row("listed users", str(summary.listed))
+        table.add_row("pages", str(summary.pages))
+        table.add_row("baseline", "yes" if summary.baseline else "no")
     table.add_row("users changed" if not summary.dry_run else "would change", str(summary.changed))
     for name, count in sorted(summary.events.items()):
         table.add_row(f"  {name}", str(count))
@@ -147,8 +166,14 @@ def print_summary(summary: Summary, console: Console) -> None:
     if summary.plan_id is not None:
         table.add_row("held for approval", f"{summary.held} (plan {summary.plan_id})")
     elif summary.would_hold:
-        table.add_row("safeguard", f"would hold them (> {summary.limit:.0%})")
+        table.add_row(
+            "safeguard", f"would hold them (> {summary.limit:.0%}, at least {summary.floor})"
+        )
+    if summary.absent:
+        table.add_row("absent from the listing", f"{summary.absent} (each read on its own)")
+    if summary.found_live:
+        table.add_row("  found live, kept", str(summary.found_live))
     if summary.settled:
-        verdict = "approved" if summary.approve else "superseded"
+        verdict = "approved" if summary.approved_plan else "superseded"
         table.add_row(f"pending plans {verdict}", str(summary.settled))
     console.print(table)

@@ -98,8 +98,11 @@ def attention(report: dict[str, Any]) -> list[str]:
             f"{blocked} dead deliveries block later events of their users (see blocked; "
             "ringsync replay --outbox, or --outbox --skip ID)"
         )
-    if report["approvals"]["pending"]:
-        reasons.append(f"{report['approvals']['pending']} resync plans wait for approval")
+    for plan in report["approvals"]["plans"]:
+        reasons.append(
+            f"resync plan {plan['plan_id']} waits for approval "
+            f"(`ringsync resync --approve {plan['plan_id']}`)"
+        )
     oldest = report["queue"]["oldest_age_seconds"]
     if oldest is not None and oldest > OLDEST_JOB_LIMIT:
         reasons.append(f"the oldest queued job has waited {oldest:.0f} s")
@@ -195,6 +198,7 @@ async def _approvals(store: Store) -> dict[str, Any]:
         "plans": [
             {
                 "id": plan.id,
+                "plan_id": plan.id,
                 "account_id": plan.account_id,
                 "created_at": plan.created_at.isoformat(),
                 "deprovisions": len(plan.deprovision_ids),

@@ -40,7 +40,7 @@ def print_report(report: dict[str, Any]) -> None:
     table.add_row("dead letters", f"{dead['count']}" + (f" ({by_job})" if by_job else ""))
     approvals = report["approvals"]
     plans = "; ".join(
-        f"plan {p['id']}: {p['deprovisions']} deprovisionings ({p['ratio']:.0%})"
+        f"plan {p['plan_id']}: {p['deprovisions']} deprovisionings ({p['ratio']:.0%})"
         for p in approvals["plans"]
     )
     table.add_row("pending approvals", f"{approvals['pending']}" + (f" — {plans}" if plans else ""))

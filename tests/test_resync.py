@@ -1,5 +1,5 @@
-"""Full resync on real parts: baseline, repair after dropped notifications, the safeguard, a
-listing that fails part-way, dry runs, and two resyncs at once."""
+"""Full resync on real parts: baseline, repair after dropped notifications, absences confirmed by
+single reads, the safeguard, a listing that fails part-way, dry runs, and two resyncs at once."""
 
 from __future__ import annotations
 
@@ -7,24 +7,15 @@ import asyncio
 import json
 import sys
 
+import httpx
 import pytest
 
 from events.queue import RESYNC
 from scripts.cli import Failure
 from scripts.connections import open_deps
 from tests.fixtures.pipeline import MakePipeline, Pipeline, eventually
-from workers.resync import Summary, run_resync
+from tests.fixtures.resync import events_of, resync
 from workers.resync_store import Plan, list_plans, pending_plans
-
-
-async def resync(p: Pipeline, **options: object) -> Summary:
-    async with open_deps(p.settings) as d:
-        return await run_resync(d, **options)  # type: ignore[arg-type]
-
-
-async def events_of(p: Pipeline, kind: str) -> list[str]:
-    return [row.extension_id for row in await p.store.list_outbox(p.sandbox.account_id)
-            if row.type == kind]  # fmt: skip
 
 
 async def cli(p: Pipeline, *args: str) -> tuple[int, str, str]:
@@ -114,20 +105,108 @@ async def test_the_safeguard_holds_mass_deprovisioning_until_approved(
     code, out, err = await cli(p, "resync")
     assert code == 1
     assert "safeguard" in err
-    assert "--approve" in err
     assert "Traceback" not in err
     plans = await list_plans(p.store, p.sandbox.account_id)
     assert [plan.status for plan in plans] == ["superseded", "pending"]
+    newer = plans[1].id
+    assert f"--approve {newer}" in err
 
-    code, out, err = await cli(p, "resync", "--approve", "--json")
+    code, out, err = await cli(p, "resync", "--approve", newer, "--json")
     assert code == 0, err
     approved = json.loads(out)
+    assert approved["approved_plan"] == newer
     assert approved["deprovisioned"] == 5
     assert approved["settled"] == 1
     await p.converged(within=5)
     assert sorted(await events_of(p, "user.deprovisioned")) == sorted(ids[:5])
     plans = await list_plans(p.store, p.sandbox.account_id)
     assert [plan.status for plan in plans] == ["superseded", "approved"]
+
+
+async def schedule_deletion(p: Pipeline, extension_id: str, *, after_page: int) -> None:
+    """Through the sandbox's control API: delete the user once list page `after_page` is out."""
+    async with httpx.AsyncClient(base_url=p.sandbox.url) as control:
+        response = await control.post(
+            f"/sandbox/users/{extension_id}/delete-after-page", json={"page": after_page}
+        )
+        assert response.status_code == 200, response.text
+
+
+async def test_a_user_shifted_out_of_the_listing_is_read_not_deprovisioned(
+    make_pipeline: MakePipeline, database_url: str
+) -> None:
+    p = await make_pipeline(database_url=database_url, users=30)
+    await resync(p, per_page=10)
+    world = p.sandbox.world
+    ids = [user.id for user in world.ordered()]
+    world.set_faults(drop=1.0)  # downstream hears only what the resync finds
+    # Right after page 1: ids[0] (already listed) and ids[25] go. Everyone after ids[0] moves up
+    # a place, so ids[10] lands on page 1, already read: no page shows it, yet it is live.
+    await schedule_deletion(p, ids[0], after_page=1)
+    await schedule_deletion(p, ids[25], after_page=1)
+    reads = p.reads()
+
+    summary = await resync(p, per_page=10)
+    mirror = await p.mirror()
+    assert mirror[ids[10]].state.value == "active"
+    assert mirror[ids[25]].state.value == "deprovisioned"  # its read said 404 CMN-102
+    assert mirror[ids[0]].state.value == "active"  # listed live; the next resync finds it gone
+    assert await events_of(p, "user.deprovisioned") == [ids[25]]
+    assert (summary.absent, summary.found_live, summary.deprovisioned) == (2, 1, 1)
+    assert p.reads() - reads == 2  # one single read per absent user, no more
+
+    world.set_faults()
+    await resync(p, per_page=10)
+    assert await events_of(p, "user.deprovisioned") == [ids[25], ids[0]]
+    await p.converged(within=5)
+
+
+async def test_a_dry_run_confirms_absences_too(
+    make_pipeline: MakePipeline, sqlite_url: str
+) -> None:
+    p = await make_pipeline(database_url=sqlite_url, users=30)
+    await resync(p)
+    ids = [user.id for user in p.sandbox.world.ordered()]
+    p.sandbox.world.set_faults(drop=1.0)
+    await schedule_deletion(p, ids[0], after_page=1)
+    before = await p.mirror()
+    summary = await resync(p, per_page=10, dry_run=True)
+    assert summary.planned_deprovisions == 0  # ids[10] was missed by the pages, not deleted
+    assert summary.events == {}
+    assert (summary.absent, summary.found_live) == (1, 1)
+    assert await p.mirror() == before
+
+
+async def test_a_confirming_read_that_fails_deprovisions_nobody(
+    make_pipeline: MakePipeline, sqlite_url: str
+) -> None:
+    p = await make_pipeline(database_url=sqlite_url, users=20)
+    await resync(p)
+    world = p.sandbox.world
+    ids = [user.id for user in world.ordered()]
+    world.set_faults(drop=1.0)
+    world.delete(ids[5])
+    await world.drain()
+    lists = 0
+
+    async def fail_after_the_listing(path: str) -> None:
+        nonlocal lists
+        if path.endswith("/extension"):
+            lists += 1
+            if lists == 2:  # the last page: every request after it answers 5xx
+                world.set_faults(drop=1.0, error_rate=1.0)
+
+    world.before_reply = fail_after_the_listing
+    with pytest.raises(Failure, match="HTTP 500"):
+        await resync(p, per_page=10)
+    world.before_reply = None
+    world.set_faults()
+    assert (await p.mirror())[ids[5]].state.value == "active"
+    assert await events_of(p, "user.deprovisioned") == []
+
+    code, out, err = await cli(p, "resync", "--json")
+    assert code == 0, err
+    assert json.loads(out)["deprovisioned"] == 1
 
 
 async def test_a_listing_that_fails_part_way_deprovisions_nobody(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 
 from redis.asyncio import Redis
@@ -26,13 +27,25 @@ class LockTimeout(TimeoutError):
 
 
 class RedisLock:
-    """`async with RedisLock(redis, key, wait=30):` — waits up to `wait` s, then LockTimeout."""
+    """`async with RedisLock(redis, key, wait=30):` — waits up to `wait` s, then LockTimeout.
 
-    def __init__(self, redis: Redis, key: str, *, ttl: float = 30.0, wait: float = 30.0) -> None:
+    `on_wait` is called once when the lock is found held (to tell a person why nothing moves).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        key: str,
+        *,
+        ttl: float = 30.0,
+        wait: float = 30.0,
+        on_wait: Callable[[], None] | None = None,
+    ) -> None:
         self._redis = redis
         self._key = key
         self._ttl_ms = int(ttl * 1000)
         self._wait = wait
+        self._on_wait = on_wait
         self._token = uuid.uuid4().hex
         self._keeper: asyncio.Task[None] | None = None
 
@@ -43,6 +56,9 @@ class RedisLock:
         while not await self._redis.set(self._key, self._token, nx=True, px=self._ttl_ms):
             if loop.time() >= deadline:
                 raise LockTimeout(f"{self._key} is held by another process")
+            if self._on_wait is not None:
+                self._on_wait()
+                self._on_wait = None
             await asyncio.sleep(0.05)
         self._keeper = asyncio.create_task(self._keep())
         return self

@@ -8,7 +8,6 @@ from typing import Any, Final
 
 from workers.lifecycle import EventType
 from workers.reconcile import Decision
-from workers.resync_store import Absent
 
 # The report keeps this many changes; beyond that it only counts them (bounded memory).
 CHANGE_LIMIT: Final = 500
@@ -28,19 +27,25 @@ class Change:
 class Summary:
     resync_id: str
     dry_run: bool = False
-    approve: bool = False
+    # The held plan this run applies (`ringsync resync --approve PLAN_ID`); None for a resync.
+    approved_plan: str | None = None
     account_id: str = ""
     baseline: bool = False
     live_before: int = 0
     listed: int = 0
     pages: int = 0
     complete: bool = False
+    # Live users the complete listing did not show, each then read on its own, and how many of
+    # those (or of an approved plan's users) that read found live: reconciled, not deprovisioned.
+    absent: int = 0
+    found_live: int = 0
     changed: int = 0
     deprovisioned: int = 0
     events: dict[str, int] = field(default_factory=dict)
     planned_deprovisions: int = 0
     ratio: float = 0.0
     limit: float = 0.0
+    floor: int = 0
     held: int = 0
     plan_id: str | None = None
     would_hold: bool = False
@@ -60,13 +65,21 @@ class Summary:
         if name == EventType.DEPROVISIONED.value:
             self.deprovisioned += 1
 
-    def note(self, extension_id: str, decision: Decision, *, deprovisioning: bool = False) -> None:
-        """Keep a readable line for a change (every deprovisioning, other changes when dry)."""
+    def note(
+        self,
+        extension_id: str,
+        decision: Decision,
+        *,
+        deprovisioning: bool = False,
+        remark: str | None = None,
+    ) -> None:
+        """Keep a readable line for a change (every deprovisioning, other changes when dry);
+        `remark` says why, when the fields alone do not (an absence confirmed by a read)."""
         if decision.row is None or not decision.history:
             return
         row = decision.row
         name = " ".join(part for part in (row.first_name, row.last_name) if part)
-        fields = sorted(decision.diffs)
+        fields = sorted(decision.diffs) + ([remark] if remark else [])
         self._keep(
             Change(
                 extension_id=extension_id,
@@ -75,19 +88,6 @@ class Summary:
                 after=decision.new_state.value if decision.new_state else None,
                 events=[event.value for event in decision.events],
                 fields=fields,
-            )
-        )
-
-    def note_absent(self, user: Absent) -> None:
-        name = " ".join(part for part in (user.first_name, user.last_name) if part)
-        self._keep(
-            Change(
-                extension_id=user.extension_id,
-                name=name,
-                before=user.state,
-                after="deprovisioned",
-                events=[EventType.DEPROVISIONED.value],
-                fields=["absent from the listing"],
             )
         )
 

@@ -28,7 +28,7 @@ _DEPROVISIONED = State.DEPROVISIONED.value
 
 @dataclass(frozen=True)
 class Plan:
-    """Deprovisionings a resync held back, waiting for `ringsync resync --approve`."""
+    """Deprovisionings a resync held back, waiting for `ringsync resync --approve PLAN_ID`."""
 
     id: str
     account_id: str
@@ -36,16 +36,6 @@ class Plan:
     deprovision_ids: list[str]
     ratio: float
     status: str
-
-
-@dataclass(frozen=True)
-class Absent:
-    """A live stored user a complete listing did not show (only what a report needs)."""
-
-    extension_id: str
-    state: str
-    first_name: str | None
-    last_name: str | None
 
 
 async def stored_users(store: Store, account_id: str, ids: Sequence[str]) -> dict[str, UserRow]:
@@ -75,24 +65,19 @@ async def count_live(store: Store, account_id: str) -> int:
 
 async def absent_users(
     store: Store, account_id: str, seen: set[str], listed_from: datetime
-) -> list[Absent]:
-    """Live users not in `seen` whose row is not newer than the listing (streamed, small columns:
+) -> list[str]:
+    """Live users not in `seen` whose row is not newer than the listing (streamed, one column:
     memory stays bounded by what is absent, not by the account's size)."""
     users = tables.users
-    query = select(
-        users.c.extension_id,
-        users.c.state,
-        users.c.first_name,
-        users.c.last_name,
-        users.c.observed_at,
-    ).where(and_(users.c.account_id == account_id, users.c.state != _DEPROVISIONED))
-    absent: list[Absent] = []
+    query = select(users.c.extension_id, users.c.observed_at).where(
+        and_(users.c.account_id == account_id, users.c.state != _DEPROVISIONED)
+    )
+    absent: list[str] = []
     async with store.engine.connect() as conn:
         result = await conn.stream(query.execution_options(yield_per=2000))
         async for row in result:
-            if row.extension_id in seen or row.observed_at > listed_from:
-                continue
-            absent.append(Absent(row.extension_id, row.state, row.first_name, row.last_name))
+            if row.extension_id not in seen and row.observed_at <= listed_from:
+                absent.append(row.extension_id)
     return absent
 
 
@@ -119,16 +104,25 @@ async def record_plan(
         )
 
 
-async def settle_plans(store: Store, account_id: str, status: str) -> int:
-    """Close the account's pending plans as `approved` or `superseded`; returns how many."""
+async def settle_plans(
+    store: Store, account_id: str, status: str, *, only: str | None = None
+) -> int:
+    """Close the account's pending plans (or just plan `only`) as `approved` or `superseded`;
+    returns how many."""
     plans = tables.resync_plans
+    update = plans.update().where(and_(plans.c.account_id == account_id, plans.c.status == PENDING))
+    if only is not None:
+        update = update.where(plans.c.id == only)
     async with write_transaction(store.engine) as conn:
-        result = await conn.execute(
-            plans.update()
-            .where(and_(plans.c.account_id == account_id, plans.c.status == PENDING))
-            .values(status=status)
-        )
+        result = await conn.execute(update.values(status=status))
         return int(result.rowcount)
+
+
+async def find_plan(store: Store, plan_id: str) -> Plan | None:
+    plans = tables.resync_plans
+    async with store.engine.connect() as conn:
+        values = (await conn.execute(select(plans).where(plans.c.id == plan_id))).mappings().first()
+    return None if values is None else _plan(values)
 
 
 async def pending_plans(store: Store, account_id: str | None = None) -> list[Plan]:

@@ -57,6 +57,12 @@ def _status(action: str) -> Action:
     return run
 
 
+def _delete_after_page(world: World, body: dict[str, Any], params: dict[str, str]) -> Any:
+    if "page" not in body:
+        raise ValueError("body needs 'page': the list page after which to delete the user")
+    return world.delete_after_page(params["user_id"], body["page"])
+
+
 def _info(world: World, body: dict[str, Any], params: dict[str, str]) -> Any:
     return {
         "url": world.base_url,
@@ -111,6 +117,7 @@ ROUTES = [
     _route("/users/{user_id}", lambda w, b, p: w.user(p["user_id"]), "GET"),
     _route("/users/{user_id}", lambda w, b, p: w.update_user(p["user_id"], **b), "PATCH"),
     _route("/users/{user_id}", lambda w, b, p: {"deleted": w.delete(p["user_id"])}, "DELETE"),
+    _route("/users/{user_id}/delete-after-page", _delete_after_page),
     *[
         _route(f"/users/{{user_id}}/{a}", _status(a))
         for a in ("disable", "freeze", "enable", "unassign")

@@ -122,7 +122,7 @@ async def extension_list(request: Request, world: World) -> Response:
         navigation["nextPage"] = uri(page + 1)
     if page > 1:
         navigation["previousPage"] = uri(min(page - 1, total_pages))
-    return json_response(
+    response = json_response(
         {
             "uri": uri(page)["uri"],
             "records": [user.list_record(base, account_id) for user in chunk],
@@ -130,6 +130,8 @@ async def extension_list(request: Request, world: World) -> Response:
             "navigation": navigation,
         }
     )
+    world.page_served(page)
+    return response
 
 
 @gated("Light")

@@ -65,6 +65,8 @@ class World:
         self.version = 0
         # Awaited after a request's reply is decided and before it is sent (tests hold reads).
         self.before_reply: Callable[[str], Awaitable[None]] | None = None
+        # List page number -> users deleted right after the next such page is served.
+        self._after_page: dict[int, list[str]] = {}
 
     # -- reading -------------------------------------------------------------------------
     def users(self) -> list[dict[str, Any]]:
@@ -146,6 +148,21 @@ class World:
         self._touch()
         self._emit([Change(user, "Delete")])
         return user.id
+
+    def delete_after_page(self, extension_id: str, page: int) -> dict[str, Any]:
+        """Hard-delete the user right after the next extension list page `page` is served:
+        everyone listed after it moves up a place, so a paged read that is under way skips one."""
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise ValueError("page must be a page number (1 or more)")
+        user = self._get(extension_id)
+        self._after_page.setdefault(page, []).append(user.id)
+        return {"extension_id": user.id, "after_page": page}
+
+    def page_served(self, page: int) -> None:
+        """A list page was rendered: carry out the deletions waiting for it."""
+        for extension_id in self._after_page.pop(page, []):
+            if extension_id in self._users:
+                self.delete(extension_id)
 
     def bulk_update(self, ids_or_count: Iterable[str] | int, **fields: Any) -> list[str]:
         """Change many users at once; notifications batch them as RingCentral does."""

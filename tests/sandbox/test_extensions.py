@@ -169,3 +169,36 @@ async def test_before_reply_holds_a_read_with_its_state_already_taken(
     sandbox.world.update_user(user_id, last_name="After")
     release.set()
     assert (await read).json()["contact"]["lastName"] == "Before"
+
+
+async def test_a_deletion_after_a_list_page_shifts_the_rest_of_the_listing(
+    sandbox: SandboxServer, api: httpx.AsyncClient
+) -> None:
+    ids = sandbox.world.seed(6)
+    scheduled = await api.post(f"/sandbox/users/{ids[0]}/delete-after-page", json={"page": 1})
+    assert scheduled.status_code == 200
+    assert scheduled.json() == {"extension_id": ids[0], "after_page": 1}
+    seen: list[str] = []
+    url: str | None = "/restapi/v1.0/account/~/extension?perPage=3"
+    while url:
+        page = (await api.get(url)).json()
+        seen += [str(record["id"]) for record in page["records"]]
+        url = page["navigation"].get("nextPage", {}).get("uri")
+    # ids[0] went right after page 1: ids[3] moved up onto page 1, already read, and was missed.
+    assert seen == [*ids[:3], *ids[4:]]
+    gone = await api.get(f"/restapi/v1.0/account/~/extension/{ids[0]}")
+    assert gone.json()["errorCode"] == "CMN-102"
+    again = (await api.get("/restapi/v1.0/account/~/extension?perPage=3")).json()
+    assert again["paging"]["totalElements"] == 5  # done once, not after every first page
+
+
+async def test_delete_after_page_refuses_what_it_cannot_do(
+    sandbox: SandboxServer, api: httpx.AsyncClient
+) -> None:
+    (user_id,) = sandbox.world.seed(1)
+    for body in ({}, {"page": 0}, {"page": "1"}):
+        response = await api.post(f"/sandbox/users/{user_id}/delete-after-page", json=body)
+        assert response.status_code == 400, body
+        assert "page" in response.json()["error"]
+    unknown = await api.post("/sandbox/users/999/delete-after-page", json={"page": 1})
+    assert unknown.status_code == 404
