@@ -105,18 +105,15 @@ class ExtensionListBody(_Model):
 
 
 class DirectoryContact(_Model):
-    """A Company Directory entry: full contact data, which can spare an API read."""
+    """A Company Directory entry, reduced to who it names.
+
+    RingCentral sends contact data here (status, type, names, ...), but nothing in a notification
+    body is taken as a user's state: the worker re-reads every extension named, so the rest of
+    the entry is ignored on purpose.
+    """
 
     id: Id
     event_type: str = "Update"
-    type: str | None = None
-    status: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    extension_number: str | None = None
-    department: str | None = None
-    job_title: str | None = None
 
 
 class DirectoryBody(_Model):

@@ -102,3 +102,16 @@ async def test_a_transient_failure_escaping_a_job_is_retried_a_permanent_one_rai
         await bounded(refused, 5)({"job_try": 1})
     with pytest.raises(KeyError):
         await bounded(bug, 5)({"job_try": 1})
+
+
+async def test_failures_handed_over_from_earlier_jobs_count(
+    store: Store, make_settings: Callable[..., Settings]
+) -> None:
+    ctx = ctx_for(store, make_settings(), 1)
+    error = ServerUnavailable("503", status=503)
+    with pytest.raises(Retry):
+        await guarded(ctx, "reconcile", {}, failing(error), failed=MAX_TRANSIENT_TRIES - 2)
+    outcome = await guarded(ctx, "reconcile", {}, failing(error), failed=MAX_TRANSIENT_TRIES - 1)
+    assert outcome == "dead-lettered"
+    (letter,) = await store.list_dead_letters()
+    assert letter.attempts == MAX_TRANSIENT_TRIES

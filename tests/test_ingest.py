@@ -1,4 +1,4 @@
-"""The ingest job on real parts: raw events kept once, directory data applied without a read."""
+"""The ingest job on real parts: raw events kept once, the users they name read or queued."""
 
 from __future__ import annotations
 
@@ -45,18 +45,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def test_directory_events_are_applied_without_a_read(quiet: Pipeline, ctx: Ctx) -> None:
+async def test_directory_events_only_name_users_to_read(quiet: Pipeline, ctx: Ctx) -> None:
+    ext = quiet.sandbox.world.create_user(first_name="Dir", last_name="Ectory")
     account = quiet.sandbox.account_id
-    contact = {
-        "id": 555, "eventType": "Update", "type": "User", "status": "Disabled",
-        "firstName": "Dir", "lastName": "Ectory", "email": "dir@example.com",
-        "extensionNumber": "501", "department": "Ops",
-    }  # fmt: skip
+    contact = {"id": ext, "eventType": "Update", "type": "User", "status": "Disabled"}
     body = raw(f"/restapi/v1.0/account/{account}/directory/entries", {"contacts": [contact]})
     assert await ingest(ctx, body, now_ms()) == "scheduled"
-    row = (await quiet.mirror())["555"]
-    assert (row.state.value, row.first_name, row.department) == ("suspended", "Dir", "Ops")
-    assert quiet.reads() == 0
+    row = (await quiet.mirror())[ext]
+    assert (row.state.value, row.status) == ("active", "Enabled")  # RingCentral's answer
+    assert quiet.reads() == 1
 
 
 async def test_a_notification_is_ingested_once(quiet: Pipeline, ctx: Ctx) -> None:

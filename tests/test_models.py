@@ -84,7 +84,7 @@ def test_extension_info_event() -> None:
     assert n.subscription_id == "123"
 
 
-def test_company_directory_event_carries_contact_data() -> None:
+def test_company_directory_event_names_users_and_keeps_none_of_their_data() -> None:
     n = parse(
         envelope(
             "/restapi/v1.0/account/400386146004/directory/entries",
@@ -97,11 +97,9 @@ def test_company_directory_event_carries_contact_data() -> None:
     )  # fmt: skip
     assert isinstance(n.body, DirectoryBody)
     contact = n.body.contacts[0]
-    assert (contact.id, contact.first_name, contact.email) == (
-        "8798797945",
-        "Ada",
-        "ada@example.com",
-    )
+    assert (contact.id, contact.event_type) == ("8798797945", "Update")
+    # A body says which users to re-read, never what they are: status and the rest are dropped.
+    assert contact.model_dump() == {"id": "8798797945", "event_type": "Update"}
     assert n.extension_ids() == ["8798797945"]
 
 

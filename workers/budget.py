@@ -4,6 +4,13 @@ RingCentral counts requests per app and user, not per process, so the log of sen
 in Redis and "is there room? then take it" is one Lua script (atomic across processes). Time is
 Redis's own clock (`TIME` inside the scripts), so processes with skewed clocks still agree.
 
+`take` also returns that clock's reading at the moment it granted the request, just before the
+request is sent: the client stamps every value it reads with it (`read_at`), and the store's
+stale-write guard compares those stamps. One clock every process shares, read at no extra round
+trip, to the microsecond; a host's own clock (skewed, or stepped back) never decides which of
+two reads is newer. RingCentral's `Date` header would also be shared, but it counts whole
+seconds (two reads within one second would tie) and comes from many servers.
+
 Each group keeps a log of send times (a sorted set) and a hash with its limit, its window and
 a penalty end. Limits start at DESIGN's defaults and follow `X-Rate-Limit-*` headers. A 429 sets a
 penalty during which the script refuses every take: RingCentral restarts the penalty on any
@@ -18,6 +25,7 @@ import random
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -41,10 +49,11 @@ UNKNOWN_GROUP_LIMIT = (10, 60.0)
 DEFAULT_PENALTY = 30.0
 
 # KEYS: state hash, log zset. ARGV: default limit, default window ms, margin ms, member, take?
-# Returns {taken (0/1), wait ms, remaining, limit, window ms, penalty ms left}.
+# Returns {taken (0/1), wait ms, remaining, limit, window ms, penalty ms left, now s, now us}.
 _TAKE = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s, us = tonumber(t[1]), tonumber(t[2])
+local now = s * 1000 + math.floor(us / 1000)
 local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or ARGV[1])
 local base = tonumber(redis.call('HGET', KEYS[1], 'window_ms') or ARGV[2])
 local window = base + tonumber(ARGV[3])
@@ -52,7 +61,7 @@ local penalty = tonumber(redis.call('HGET', KEYS[1], 'penalty_until') or 0)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 local used = redis.call('ZCARD', KEYS[2])
 if penalty > now then
-  return {0, penalty - now, 0, limit, base, penalty - now}
+  return {0, penalty - now, 0, limit, base, penalty - now, s, us}
 end
 if used < limit then
   if ARGV[5] == '1' then
@@ -60,10 +69,10 @@ if used < limit then
     redis.call('PEXPIRE', KEYS[2], window)
     used = used + 1
   end
-  return {1, 0, limit - used, limit, base, 0}
+  return {1, 0, limit - used, limit, base, 0, s, us}
 end
 local due = redis.call('ZRANGE', KEYS[2], 0, used - limit, 'WITHSCORES')
-return {0, math.max(1, tonumber(due[#due]) + window - now), 0, limit, base, 0}
+return {0, math.max(1, tonumber(due[#due]) + window - now), 0, limit, base, 0, s, us}
 """
 
 # KEYS: state hash, log zset. ARGV: limit, window ms, remaining (-1 = unknown), margin ms, member.
@@ -152,16 +161,24 @@ class Budget:
 
     async def try_take(self, group: str) -> float:
         """Take one request from `group` now and return 0, or return the seconds to wait."""
-        taken, wait_ms, *_ = await self._run(group, take=True)
-        return 0.0 if int(taken) else int(wait_ms) / 1000
+        wait, _ = await self._grant(group)
+        return wait
 
-    async def take(self, group: str, *, max_wait: float) -> None:
-        """Wait for room in `group` and take it; RateLimited when that would exceed `max_wait`."""
+    async def _grant(self, group: str) -> tuple[float, datetime]:
+        """`try_take`, with Redis's clock at that moment."""
+        taken, wait_ms, *_, seconds, micros = await self._run(group, take=True)
+        now = datetime.fromtimestamp(int(seconds), UTC) + timedelta(microseconds=int(micros))
+        return (0.0 if int(taken) else int(wait_ms) / 1000), now
+
+    async def take(self, group: str, *, max_wait: float) -> datetime:
+        """Wait for room in `group` and take it; returns Redis's clock when it was granted (the
+        shared send time, see the module docstring). RateLimited when that would exceed
+        `max_wait`."""
         deadline = time.monotonic() + max_wait
         while True:
-            wait = await self.try_take(group)
+            wait, now = await self._grant(group)
             if wait == 0.0:
-                return
+                return now
             left = deadline - time.monotonic()
             if wait > left:
                 raise RateLimited(group.lower(), wait)
@@ -210,7 +227,9 @@ class Budget:
         groups = sorted(set(self._defaults) | {_text(name) for name in seen})
         result: dict[str, GroupBudget] = {}
         for group in groups:
-            _, wait_ms, remaining, limit, window_ms, penalty = await self._run(group, take=False)
+            _, wait_ms, remaining, limit, window_ms, penalty, *_ = await self._run(
+                group, take=False
+            )
             now = time.time()
             result[group] = GroupBudget(
                 group=group,

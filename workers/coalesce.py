@@ -19,7 +19,6 @@ stale-write guard makes even that harmless, the lock only saves requests.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Final
@@ -28,29 +27,44 @@ from redis.asyncio import Redis
 
 from events.settings import Settings
 
-# KEYS: gen, last_read, dirty. ARGV: extension ids. Returns gen, last_read pairs.
-_MARK: Final = """
+# Times are Redis's clock (ms), the one every process shares: a host whose clock is ahead would
+# otherwise stamp `last_read` in the future and hold back every other worker's reads of that user.
+_NOW_MS: Final = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+# KEYS: gen, last_read, dirty. ARGV: extension ids. Returns gen, last_read pairs, then now ms.
+_MARK: Final = (
+    _NOW_MS
+    + """
 local out = {}
 for i = 1, #ARGV do
   out[#out + 1] = redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
   out[#out + 1] = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
   redis.call('SADD', KEYS[3], ARGV[i])
 end
+out[#out + 1] = now_ms()
 return out
 """
+)
 # KEYS: done, batch marker, lock, gen, last_read. ARGV: ext, generation (0: any), token, lock
-# ttl ms, now ms. One round trip before a single read: covered already? a listing under way?
-# someone else reading? Otherwise the lock is taken, and the generation the read covers returned.
-_CLAIM: Final = """
+# ttl ms. One round trip before a single read: covered already? a listing under way? someone
+# else reading? Otherwise the lock is taken, and the generation the read covers returned.
+_CLAIM: Final = (
+    _NOW_MS
+    + """
 local wanted = tonumber(ARGV[2])
 if wanted > 0 and tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') >= wanted then
   return {'covered', 0}
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'batch', 0} end
 if not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked', 0} end
-redis.call('HSET', KEYS[5], ARGV[1], ARGV[5])
+redis.call('HSET', KEYS[5], ARGV[1], now_ms())
 return {'read', tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')}
 """
+)
 # KEYS: gen, done, dirty, lock. ARGV: ext, generation read, lock token (or '').
 # Raises done; clears dirty if nothing newer; releases the lock when it is still ours.
 _FINISH: Final = """
@@ -116,7 +130,7 @@ class Coalescer:
         raw = await self._redis.eval(  # type: ignore[misc]
             _MARK, 3, self._gen, self._last, self._dirty, *extension_ids
         )
-        now_ms = int(time.time() * 1000)
+        now_ms = int(raw[-1])
         marks = []
         for index, ext in enumerate(extension_ids):
             generation, last = int(raw[2 * index]), int(raw[2 * index + 1])
@@ -143,7 +157,6 @@ class Coalescer:
             str(generation),
             token,
             str(int(ttl * 1000)),
-            str(int(time.time() * 1000)),
         )
         found = outcome.decode()
         return Claim(found, int(reading), token if found == "read" else "")

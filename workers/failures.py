@@ -41,10 +41,19 @@ def backoff(job_try: int, exc: BaseException | None = None) -> float:
 
 
 async def guarded(
-    ctx: dict[str, Any], job: str, arguments: dict[str, Any], work: Callable[[], Awaitable[T]]
+    ctx: dict[str, Any],
+    job: str,
+    arguments: dict[str, Any],
+    work: Callable[[], Awaitable[T]],
+    *,
+    failed: int = 0,
 ) -> T | str:
-    """Run `work`; on failure retry (transient) or dead-letter (permanent / out of tries)."""
-    job_try: int = ctx.get("job_try", 1)
+    """Run `work`; on failure retry (transient) or dead-letter (permanent / out of tries).
+
+    Tries count real failures only: arq's `job_try` (every `Retry` is a failure) plus `failed`,
+    those of earlier jobs that handed this work over without failing (see `workers.refresh`).
+    """
+    job_try: int = ctx.get("job_try", 1) + failed
     extra = {"job": job, "job_id": ctx.get("job_id"), "job_try": job_try, **arguments}
     try:
         return await work()

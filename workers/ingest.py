@@ -3,8 +3,10 @@
 A notification only says *that* users changed. Each extension is marked dirty (a new generation,
 see `workers.coalesce`) and gets a reconcile job of its own; when many are dirty at once and one
 listing is cheaper than their single reads, a batch reconcile reads list pages instead and the
-single jobs find themselves covered. Company Directory events carry the contact data, so they
-are applied directly, with no read at all.
+single jobs find themselves covered. Company Directory events are no different: their bodies
+carry contact data (status, type, names), but a body is only as trustworthy as its sender, so
+it only says *which* users to re-read; what they now are comes from RingCentral's answer to our
+own request (a forged "Disabled" never offboards anyone, a forged date never freezes a row).
 
 The common case, a notification naming a user or two that nobody read within the coalescing
 window, is reconciled right here, at once: one job a change instead of two. Whatever cannot go
@@ -21,14 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from events.models import DirectoryBody, DirectoryContact, Kind, Notification
+from events.models import Kind, Notification
 from events.queue import RECONCILE, RECONCILE_BATCH, RENEW
 from workers.batching import GroupState, prefer_listing
 from workers.coalesce import Marked
 from workers.context import Deps, deps
 from workers.failures import guarded
 from workers.metrics import WorkerMetrics
-from workers.reconcile import Observation, Policy
 from workers.refresh import reconcile_now
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ async def _dispatch(
         log.info("unknown event stored", extra=extra)
         return "ignored"
     ids = notification.extension_ids()
-    if isinstance(notification.body, DirectoryBody):
-        ids = await _apply_directory(d, notification, notification.body)
     inline = Inline(metrics, notification.timestamp)
     await schedule(d, ids, cause=notification.uuid, inline=inline)
     log.info(
@@ -187,42 +186,3 @@ async def _listing_is_cheaper(d: Deps) -> bool:
         return GroupState(found.remaining, found.limit, found.window, found.available_in)
 
     return prefer_listing(dirty, users, state("light"), state("medium"))
-
-
-async def _apply_directory(d: Deps, notification: Notification, body: DirectoryBody) -> list[str]:
-    """Apply contacts that carry a status and type; return the ids that still need a read."""
-    account_id = await d.account_id()
-    policy = Policy(user_types=frozenset(d.settings.user_types))
-    needs_read: list[str] = []
-    for contact in body.contacts:
-        observation = _observe_contact(contact, notification.timestamp)
-        if observation is None or contact.event_type == "Delete":
-            needs_read.append(contact.id)
-            continue
-        await d.store.reconcile(account_id, contact.id, observation, notification.uuid, policy)
-    return needs_read
-
-
-_CONTACT_FIELDS = (
-    "first_name",
-    "last_name",
-    "email",
-    "extension_number",
-    "department",
-    "job_title",
-)
-
-
-def _observe_contact(contact: DirectoryContact, seen_at: datetime) -> Observation | None:
-    if contact.status is None or contact.type is None:
-        return None
-    present = frozenset(f for f in _CONTACT_FIELDS if f in contact.model_fields_set)
-    values = {f: getattr(contact, f) for f in present}
-    return Observation(
-        read_at=seen_at,
-        status=contact.status,
-        type=contact.type,
-        raw=contact.model_dump(mode="json", by_alias=True, exclude_unset=True),
-        present=present,
-        **values,
-    )

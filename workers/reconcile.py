@@ -45,7 +45,9 @@ OPTIONAL_FIELDS: Final = tuple(name for name in PROFILE_FIELDS if name != "type"
 
 @dataclass(frozen=True)
 class Observation:
-    """RingCentral's view of one extension, read at `read_at` (when the request was sent).
+    """RingCentral's view of one extension, read at `read_at`: when the request was sent, on
+    Redis's clock (shared by every process; see `workers.budget`), never a time a notification
+    claims nor a host's own clock, since the stale-write guard compares it across processes.
 
     `present` names the optional fields this read carries; None means a full read, where a
     missing value really is empty. List pages carry fewer fields than single reads.

@@ -3,16 +3,21 @@
 `reconcile` reads one extension (Light group); `reconcile_batch` reads list pages (Medium group,
 1,000 users a request) when many are dirty at once. Both go through the same decision and the
 same one-transaction write, and both record what they covered (see `workers.coalesce`).
+
+A reconcile that must wait (a listing under way, another worker reading the user) hands over to
+a fresh job rather than raising arq's `Retry`: every `Retry` counts a try, and tries are the
+failure budget (`workers.failures`), so a long burst of waits followed by one 429 would
+dead-letter a reconcile that never failed. The fresh job carries the count of real failures.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from typing import Any
 
-from arq.worker import Retry
-
+from events.queue import RECONCILE
 from workers.context import Deps, deps, listing_deps
 from workers.failures import guarded
 from workers.observe import observe
@@ -27,26 +32,63 @@ def policy(d: Deps, *, baseline: bool = False) -> Policy:
 
 
 async def reconcile(
-    ctx: dict[str, Any], extension_id: str, generation: int = 0, cause: str | None = None
+    ctx: dict[str, Any],
+    extension_id: str,
+    generation: int = 0,
+    cause: str | None = None,
+    *,
+    waited: int = 0,
+    failed: int = 0,
 ) -> str:
-    """Bring one extension up to date, unless a read already covered `generation`."""
+    """Bring one extension up to date, unless a read already covered `generation`.
+
+    `waited` and `failed`: how often the jobs before this one waited and failed (see above).
+    """
     arguments = {"extension_id": extension_id, "generation": generation, "cause": cause}
-    return await guarded(
-        ctx, "reconcile", arguments, lambda: _reconcile(ctx, extension_id, generation, cause)
-    )
+    job = Job(extension_id, generation, cause, waited, failed + ctx.get("job_try", 1) - 1)
+    return await guarded(ctx, "reconcile", arguments, lambda: _reconcile(ctx, job), failed=failed)
 
 
-async def _reconcile(
-    ctx: dict[str, Any], extension_id: str, generation: int, cause: str | None
-) -> str:
-    job = {"job_id": ctx.get("job_id"), "job_try": ctx.get("job_try")}
-    outcome = await reconcile_now(deps(ctx), extension_id, generation, cause, **job)
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A reconcile job's arguments, with the waits and real failures behind it so far."""
+
+    extension_id: str
+    generation: int
+    cause: str | None
+    waited: int
+    failed: int
+
+
+async def _reconcile(ctx: dict[str, Any], job: Job) -> str:
+    d = deps(ctx)
+    extra = {"job_id": ctx.get("job_id"), "job_try": ctx.get("job_try")}
+    outcome = await reconcile_now(d, job.extension_id, job.generation, job.cause, **extra)
     if outcome == "batch":
         # A listing under way will most likely cover this one: look again soon, then less often.
-        raise Retry(defer=min(0.25 * ctx.get("job_try", 1), 5.0))
-    if outcome == "locked":
-        raise Retry(defer=0.05 + random.uniform(0, 0.1))  # another worker is reading it
+        await _wait(d, job, min(0.25 * (job.waited + 1), 5.0))
+    elif outcome == "locked":
+        await _wait(d, job, 0.05 + random.uniform(0, 0.1))  # another worker is reading it
     return outcome
+
+
+async def _wait(d: Deps, job: Job, seconds: float) -> None:
+    """Hand the reconcile to a fresh job due in `seconds`: this one ends without using a try.
+
+    Queued before this job ends, so nothing is lost meanwhile; its id names the wait, so a
+    re-run of this job (after a crash) queues no second one while the first is pending.
+    """
+    waited = job.waited + 1
+    await d.queue.enqueue(
+        RECONCILE,
+        job.extension_id,
+        job.generation,
+        job.cause,
+        waited=waited,
+        failed=job.failed,
+        job_id=d.settings.key("reconcile", job.extension_id, str(job.generation), f"w{waited}"),
+        defer_by=seconds,
+    )
 
 
 async def reconcile_now(

@@ -1,16 +1,27 @@
 """RingCentral resources as we read them: only the fields ringsync uses, everything else tolerated.
 
 Field names follow the OpenAPI spec's camelCase through aliases; ids arrive as numbers or
-strings and are always kept as `str`. `read_at` is set by the client, never by RingCentral: it is
-when the request that produced the value was sent, which guards stale writes in the store.
+strings and are always kept as `str`. `read_at` is set by the client, never by RingCentral nor
+by a body: it is when the request that produced the value was sent, on the clock every process
+shares (Redis's, see `workers.budget`), and it guards stale writes in the store. It has no
+default: a value whose read time is unknown cannot be made.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Final
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 
@@ -21,14 +32,28 @@ def _to_str(value: object) -> object:
 Id = Annotated[str, BeforeValidator(_to_str)]
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+# The validation context key under which `workers.session.parse` passes the send time.
+READ_AT: Final = "read_at"
 
 
 class Resource(BaseModel):
     """Base: camelCase aliases, snake_case names also accepted, unknown fields kept and ignored."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class Read(Resource):
+    """A resource as read by one request: `read_at` comes from the validation context (the
+    request's send time), for the model and every record nested in it, whatever the body says."""
+
+    read_at: datetime = Field(alias=READ_AT)  # not `readAt`: no body field can stand in for it
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stamp(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and info.context and READ_AT in info.context:
+            return {**data, READ_AT: info.context[READ_AT]}
+        return data
 
 
 class Permission(Resource):
@@ -63,7 +88,7 @@ class RegionalSettings(Resource):
     language: dict[str, Any] | None = None
 
 
-class Extension(Resource):
+class Extension(Read):
     """A user (or other extension type) from a single read or from a list page.
 
     List records lack `statusInfo`, `regionalSettings` and more: None means "not in this read",
@@ -79,7 +104,6 @@ class Extension(Resource):
     permissions: Permissions | None = None
     status_info: StatusInfo | None = None
     regional_settings: RegionalSettings | None = None
-    read_at: datetime = Field(default_factory=_utc_now)
 
     @property
     def international_calling(self) -> bool | None:
@@ -111,11 +135,10 @@ class Paging(Resource):
     total_elements: int | None = None
 
 
-class ExtensionPage(Resource):
+class ExtensionPage(Read):
     records: list[Extension]
     navigation: Navigation = Field(default_factory=Navigation)
     paging: Paging = Field(default_factory=Paging)
-    read_at: datetime = Field(default_factory=_utc_now)
 
 
 class Account(Resource):
@@ -161,7 +184,7 @@ class ScimEnterprise(Resource):
     department: str | None = None
 
 
-class ScimUser(Resource):
+class ScimUser(Read):
     id: Id
     user_name: str | None = None
     active: bool | None = None
@@ -171,17 +194,15 @@ class ScimUser(Resource):
     enterprise: ScimEnterprise | None = Field(
         None, alias="urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
     )
-    read_at: datetime = Field(default_factory=_utc_now)
 
 
-class ScimUserPage(Resource):
+class ScimUserPage(Read):
     resources: list[ScimUser] = Field(
         default_factory=list, validation_alias=AliasChoices("Resources", "resources")
     )
     total_results: int | None = None
     start_index: int | None = None
     items_per_page: int | None = None
-    read_at: datetime = Field(default_factory=_utc_now)
 
 
 class Gone(BaseModel):

@@ -2,7 +2,8 @@
 
 Every call goes through `workers.session.Session` (shared token, shared rate-limit budget,
 retries, typed errors); this module only knows RingCentral's endpoints and resource shapes.
-Values read from RingCentral carry `read_at`, the moment their request was sent.
+Values read from RingCentral carry `read_at`, the moment their request was sent, on Redis's
+clock (shared by every process; see `workers.budget`).
 """
 
 from __future__ import annotations
@@ -103,10 +104,7 @@ class RingCentral:
         path = EXTENSIONS
         while True:
             response, sent_at = await self._session.send("GET", path, params=params)
-            page = parse(ExtensionPage, response)
-            page.read_at = sent_at
-            for record in page.records:
-                record.read_at = sent_at
+            page = parse(ExtensionPage, response, read_at=sent_at)
             yield page
             following = page.navigation.next_page
             if following is None or not page.records:
@@ -128,9 +126,7 @@ class RingCentral:
                     error_code=error.code,
                 )
             return Gone(id=str(extension_id), read_at=sent_at, error_code=error.code)
-        extension = parse(Extension, response)
-        extension.read_at = sent_at
-        return extension
+        return parse(Extension, response, read_at=sent_at)
 
     async def create_subscription(
         self,
@@ -190,9 +186,7 @@ class RingCentral:
         response, sent_at = await self._session.send("GET", path, allow=frozenset({404}))
         if response.status_code == 404:
             return Gone(id=user_id, read_at=sent_at, error_code=error_body(response).code)
-        user = parse(ScimUser, response)
-        user.read_at = sent_at
-        return user
+        return parse(ScimUser, response, read_at=sent_at)
 
     async def scim_search_users(
         self, filter: str, start_index: int = 1, count: int = 100
@@ -200,8 +194,4 @@ class RingCentral:
         """One page of SCIM users matching a SCIM filter (`userName eq "a@b.c"`)."""
         params: Params = [("filter", filter), ("startIndex", start_index), ("count", count)]
         response, sent_at = await self._session.send("GET", SCIM_USERS, params=params)
-        page = parse(ScimUserPage, response)
-        page.read_at = sent_at
-        for user in page.resources:
-            user.read_at = sent_at
-        return page
+        return parse(ScimUserPage, response, read_at=sent_at)

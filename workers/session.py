@@ -5,6 +5,8 @@ access token, send, feed the `X-Rate-Limit-*` headers back into the budget, then
 2xx → return it; 429 → penalise the group and wait it out (or raise RateLimited past the cap);
 5xx, timeouts and connection errors → a few quick retries with jittered backoff; 401 → refresh the
 token once and retry once; any other 4xx → a typed `ApiError` with RingCentral's `errorCode`.
+The send time returned with each answer is the budget's grant time on Redis's clock, never this
+host's: every process stamps its reads on the same clock.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -31,7 +33,7 @@ from workers.errors import (
     RateLimited,
     ServerUnavailable,
 )
-from workers.resources import ErrorBody, IssuedToken
+from workers.resources import READ_AT, ErrorBody, IssuedToken
 from workers.throttling import group_for
 from workers.token import SharedToken
 
@@ -90,18 +92,19 @@ class Session:
         basic: httpx.BasicAuth | None = None,
         allow: frozenset[int] = frozenset(),
     ) -> tuple[httpx.Response, datetime]:
-        """Send until a final answer; return it with the time it was sent, or raise typed."""
+        """Send until a final answer; return it with the time it was sent (Redis's clock, taken
+        with its rate-limit budget), or raise typed."""
         group = group_for(method, path)
         failures = limited = 0
         refreshed = False
         while True:
-            await self.budget.take(group, max_wait=self._max_wait)
+            # Redis's clock, shared by every process, never this host's (see workers.budget).
+            sent_at = await self.budget.take(group, max_wait=self._max_wait)
             headers: dict[str, str] = {}
             token = ""
             if basic is None:
                 token = await self._token.get()
                 headers["Authorization"] = f"Bearer {token}"
-            sent_at = datetime.now(UTC)
             try:
                 response = await self._http.request(
                     method, path, params=params, json=json, data=data, headers=headers, auth=basic
@@ -189,10 +192,16 @@ class Session:
         return parse(IssuedToken, response)
 
 
-def parse(model: type[Model], response: httpx.Response) -> Model:
-    """The body as `model`, or InvalidResponse naming where it differs (never its values)."""
+def parse(
+    model: type[Model], response: httpx.Response, *, read_at: datetime | None = None
+) -> Model:
+    """The body as `model`, or InvalidResponse naming where it differs (never its values).
+
+    `read_at` stamps the model and every record in it (see `workers.resources.Read`).
+    """
+    context = None if read_at is None else {READ_AT: read_at}
     try:
-        return model.model_validate_json(response.content)
+        return model.model_validate_json(response.content, context=context)
     except pydantic.ValidationError as exc:
         where = ", ".join(".".join(str(part) for part in e["loc"]) for e in exc.errors()[:5])
         raise InvalidResponse(
