@@ -19,6 +19,7 @@ from workers.budget import GroupBudget
 from workers.coalesce import Coalescer
 from workers.courier import Courier
 from workers.delivery_metrics import DeliveryMetrics
+from workers.endpoint import Endpoint
 from workers.metrics import WorkerMetrics
 from workers.ringcentral import RingCentral
 from workers.store import Store
@@ -106,7 +107,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     if isinstance(courier, Courier):
         # Delivery metrics are served beside the worker's own, on RINGSYNC_METRICS_PORT.
         courier.metrics = DeliveryMetrics(metrics.registry)
-    metrics.serve(settings.metrics_port)
+    endpoint = ctx["endpoint"] = Endpoint(metrics.registry)
+    await endpoint.start(settings.metrics_host, settings.metrics_port)
     ctx["deps"] = Deps(
         settings=settings,
         redis=redis,
@@ -122,9 +124,9 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    metrics = ctx.get("metrics")
-    if isinstance(metrics, WorkerMetrics):
-        metrics.stop()
+    endpoint = ctx.pop("endpoint", None)
+    if isinstance(endpoint, Endpoint):
+        await endpoint.stop()
     found = ctx.get("deps")
     if found is None:
         return
