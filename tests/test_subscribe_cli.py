@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from events.settings import Settings
-from scripts.cli import Failure
+from scripts.cli import BadSettings, Failure
 from scripts.subscribe import run
 from tests.fixtures.renewal import MakeKeeping
 from tests.fixtures.sandbox import WebhookSink
@@ -21,7 +21,7 @@ def _args(json: bool = False) -> argparse.Namespace:
 
 def test_without_a_token_it_says_how_to_make_one(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(webhook_url="https://hooks.example.com/webhook")
-    with pytest.raises(Failure, match=r"openssl rand -hex 32"):
+    with pytest.raises(BadSettings, match=r"RINGSYNC_VERIFICATION_TOKEN.*secrets\.token_urlsafe"):
         run(_args(), settings)
 
 
