@@ -172,11 +172,18 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url  # the engine's own reading of it
+
+        usage = "must be sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@HOST/DB"
         scheme, separator, _ = value.partition("://")
         if not separator or scheme not in DATABASE_SCHEMES:
-            raise ValueError(
-                "must be sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@HOST/DB"
-            )
+            raise ValueError(usage)
+        try:
+            port = make_url(value).port
+        except ValueError:
+            raise ValueError(usage + " (the port is a number)") from None
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(usage + " (the port is a number from 1 to 65535)")
         return value
 
     @field_validator("rc_server_url", "webhook_url")

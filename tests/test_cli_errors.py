@@ -106,6 +106,7 @@ async def test_replaying_to_an_endpoint_not_configured_is_one_clear_line(
     ("name", "value", "args"),
     [
         ("DATABASE_URL", "nosuchdriver://x", ("users",)),
+        ("DATABASE_URL", "postgresql+asyncpg://u:db-password@db:port/x", ("users",)),
         ("REDIS_URL", "redis://localhost:notaport/0", ("status",)),
         ("REDIS_URL", "localhost:6379", ("worker", "--burst")),
         ("RINGSYNC_RESYNC_AT", "03:00+02:00", ("users",)),
@@ -123,3 +124,4 @@ async def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
     assert ran.one_clear_line(), ran.err
     assert ran.err.startswith("ringsync: bad settings: "), ran.err
     assert name in ran.err
+    assert value not in ran.err  # a value may hold a password: never echoed

@@ -23,6 +23,8 @@ def _build(**values: Any) -> Settings:
         ("DATABASE_URL", "nosuchdriver://x"),
         ("DATABASE_URL", "sqlite:///ringsync.db"),  # a synchronous driver
         ("DATABASE_URL", "ringsync.db"),
+        ("DATABASE_URL", "postgresql+asyncpg://ringsync:pw@db:port/ringsync"),
+        ("DATABASE_URL", "postgresql+asyncpg://ringsync:pw@db:99999/ringsync"),
         ("REDIS_URL", "localhost:6379"),
         ("REDIS_URL", "redis://localhost:notaport/0"),
         ("REDIS_URL", "redis://localhost:6379/queue"),
