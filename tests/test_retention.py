@@ -1,6 +1,6 @@
-"""Retention on SQLite and PostgreSQL: the daily cron prunes old raw notifications, delivered
-outbox rows, replayed dead letters and decided resync plans; users' history, young rows and
-anything not yet delivered stay, whatever their age."""
+"""Retention on SQLite and PostgreSQL: the daily cron prunes old raw notifications, finished
+outbox rows (delivered or skipped), replayed dead letters and decided resync plans; users'
+history, young rows and anything not yet delivered stay, whatever their age."""
 
 from __future__ import annotations
 
@@ -124,6 +124,7 @@ async def test_the_daily_prune_keeps_history_young_rows_and_everything_undeliver
     rows = Rows(store, account_id)
     old_event, young_event = await rows.event(OLD), await rows.event(YOUNG)
     delivered = await rows.outbox(OLD, "delivered", "delivered")
+    given_up = await rows.outbox(OLD, "delivered", "skipped")  # an operator skipped one
     unfinished = {
         await rows.outbox(OLD, "delivered", status)
         for status in ("pending", "failed", "dead", "unsubscribed")
@@ -147,11 +148,11 @@ async def test_the_daily_prune_keeps_history_young_rows_and_everything_undeliver
     assert await rows.ids(tables.events, "uuid") == {young_event}
     assert old_event not in await rows.ids(tables.events, "uuid")
     assert await rows.ids(tables.outbox) == {*unfinished, young_delivered, announceable}
-    assert {delivered, never_announced}.isdisjoint(await rows.ids(tables.outbox))
+    assert {delivered, given_up, never_announced}.isdisjoint(await rows.ids(tables.outbox))
     # Delivery rows went with their outbox row, and only those.
     async with store.engine.connect() as conn:
         owners = set((await conn.execute(select(tables.deliveries.c.outbox_id))).scalars())
-    assert delivered not in owners
+    assert {delivered, given_up}.isdisjoint(owners)
     assert unfinished <= owners
     assert await rows.ids(tables.dead_letters) == {waiting, replayed_lately}
     assert replayed not in await rows.ids(tables.dead_letters)

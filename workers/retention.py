@@ -1,10 +1,11 @@
 """Retention: what the identity store forgets, once a day.
 
 Older than RINGSYNC_RETENTION_DAYS: raw notifications (`events`), outbox rows whose every
-delivery was made (with those delivery rows), dead letters already replayed, and resync plans
-already decided (approved or superseded). What is kept whatever its age: users and their
-history (`user_changes`), outbox rows with any delivery not made (pending, in backoff, dead,
-unsubscribed: they can still be replayed), dead letters not replayed, held plans.
+delivery is finished (delivered, or skipped by an operator) with those delivery rows, dead
+letters already replayed (or closed), and resync plans already decided (approved or
+superseded). What is kept whatever its age: users and their history (`user_changes`), outbox
+rows with any delivery unfinished (pending, in backoff, dead, unsubscribed: they can still be
+sent or replayed), dead letters not replayed, held plans.
 
 An outbox row that never had a delivery (nobody was listening when it was written) goes too,
 but only once it is also older than RINGSYNC_DELIVERY_MAX_AGE: until then an endpoint added
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 # When the daily prune runs (UTC): away from the default resync (03:00).
 PRUNE_AT: Final = time(2, 30)
 BATCH: Final = 1000
+# Delivery statuses that will never change again (see workers.delivery_store).
+FINISHED: Final = ("delivered", "skipped")
 
 _d = tables.deliveries
 _o = tables.outbox
@@ -61,7 +64,7 @@ async def prune(
     delivery must be older than `unannounced_before` too (default: `before`)."""
     events, letters, plans = tables.events, tables.dead_letters, tables.resync_plans
     unannounced = min(before, unannounced_before or before)
-    all_made = ~exists().where(_d.c.outbox_id == _o.c.id, _d.c.status != "delivered")
+    all_finished = ~exists().where(_d.c.outbox_id == _o.c.id, _d.c.status.not_in(FINISHED))
     announced = exists().where(_d.c.outbox_id == _o.c.id)
 
     async def outbox_rows(conn: AsyncConnection, ids: list[Any]) -> None:
@@ -78,7 +81,7 @@ async def prune(
             engine,
             select(_o.c.id).where(
                 _o.c.created_at < before,
-                all_made,
+                all_finished,
                 announced | (_o.c.created_at < unannounced),
             ),
             outbox_rows,
