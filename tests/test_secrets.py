@@ -227,9 +227,14 @@ SHORT = {
 }
 
 
+def _settings(field: str, value: str) -> Settings:
+    values: dict[str, Any] = {field: value}
+    return Settings(_env_file=None, **values)
+
+
 def _refusal(field: str, value: str) -> str:
     with pytest.raises(ValidationError) as caught:
-        Settings(_env_file=None, **{field: value})
+        _settings(field, value)
     message = str(caught.value)
     assert field in message
     if len(value) >= 8:  # ("secret" itself is a word of the message)
@@ -239,7 +244,7 @@ def _refusal(field: str, value: str) -> str:
 
 @pytest.mark.parametrize("field", RIGHT)
 def test_an_unset_secret_is_left_to_the_commands_that_need_it(field: str) -> None:
-    assert getattr(Settings(_env_file=None, **{field: ""}), field).get_secret_value() == ""
+    assert getattr(_settings(field, ""), field).get_secret_value() == ""
 
 
 @pytest.mark.parametrize("value", PLACEHOLDERS)
@@ -257,7 +262,7 @@ def test_a_short_secret_is_refused(field: str) -> None:
 
 @pytest.mark.parametrize("field", RIGHT)
 def test_a_real_secret_is_accepted(field: str) -> None:
-    settings = Settings(_env_file=None, **{field: RIGHT[field]})
+    settings = _settings(field, RIGHT[field])
     assert getattr(settings, field).get_secret_value() == RIGHT[field]
 
 
