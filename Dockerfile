@@ -18,6 +18,8 @@ USER ringsync
 # The default SQLite store (DATABASE_URL unset) lands in the user's home, which it can write.
 WORKDIR /home/ringsync
 
+# 8000: the receiver; 8090: the sandbox; 9108: the worker's metrics, reachable from outside the
+# container only with RINGSYNC_METRICS_HOST=0.0.0.0 (its healthcheck runs inside).
 EXPOSE 8000 8090 9108
 ENTRYPOINT ["ringsync"]
 CMD ["serve", "--host", "0.0.0.0"]

@@ -1,21 +1,58 @@
-"""The one Settings class: every knob of ringsync, read from the environment or a `.env` file."""
+"""The one Settings class: every knob of ringsync, read from the environment or a `.env` file.
+
+Every setting is checked when the class is built, so a process with a bad one stops at start-up
+with one line naming it (the command exits 2) instead of failing later, half-way through work.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import ipaddress
 import os
+import re
 from datetime import time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.connection import parse_url
+
+from events.secret_checks import (
+    FROM_RINGCENTRAL,
+    HOW_TO_MAKE_ONE,
+    check_secret,
+    check_signing_secret,
+)
+
+DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# RingCentral's extension types (the `type` of an extension record).
+EXTENSION_TYPES = (
+    "User", "Department", "Announcement", "Voicemail", "DigitalUser", "VirtualUser", "FaxUser",
+    "PagingOnly", "SharedLinesGroup", "DelegatedLinesGroup", "GroupCallPickup", "IvrMenu",
+    "ApplicationExtension", "ProxyAdmin", "RoomConnector", "ParkLocation", "Limited", "Bot",
+    "Site", "Room", "FlexibleUser", "TieLine",
+)  # fmt: skip
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")
+_HOOK = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 def _split(value: object) -> object:
     """Accept comma-separated strings for list settings."""
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _check_web_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// address with a host")
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
     return value
 
 
@@ -85,6 +122,11 @@ class Settings(BaseSettings):
     )
 
     metrics_port: int = Field(9108, ge=0, le=65535, validation_alias="RINGSYNC_METRICS_PORT")
+    # Where the worker's /metrics and /healthz listen: this host only unless told otherwise.
+    metrics_host: str = Field("127.0.0.1", validation_alias="RINGSYNC_METRICS_HOST")
+    # Raw notifications, delivered outbox rows and finished records older than this many days
+    # are pruned daily (0 = keep everything); users' history stays.
+    retention_days: int = Field(90, ge=0, le=36_500, validation_alias="RINGSYNC_RETENTION_DAYS")
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", validation_alias="RINGSYNC_LOG_FORMAT"
     )
@@ -104,31 +146,120 @@ class Settings(BaseSettings):
 
     @field_validator("resync_at", mode="before")
     @classmethod
-    def _resync_off(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip().lower() in {"off", "none", ""}:
+    def _resync_clock(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() in {"off", "none", ""}:
             return None
+        # The cron runs on hours and minutes in UTC: seconds or an offset would be ignored.
+        if not _CLOCK.fullmatch(value.strip()):
+            raise ValueError("must be HH:MM (UTC), or off")
+        return value.strip().zfill(5)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        usage = "must be redis://[:password@]host[:port][/db], rediss://… or unix://path"
+        try:
+            parse_url(value)  # type: ignore[no-untyped-call]  # redis-py's own reading
+        except ValueError:
+            raise ValueError(usage) from None
+        parts = urlsplit(value)
+        db = parts.path.strip("/")
+        if parts.scheme != "unix" and db and not db.isdigit():
+            raise ValueError(usage + " (db is a number)")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url  # the engine's own reading of it
+
+        usage = "must be sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@HOST/DB"
+        scheme, separator, _ = value.partition("://")
+        if not separator or scheme not in DATABASE_SCHEMES:
+            raise ValueError(usage)
+        try:
+            port = make_url(value).port
+        except ValueError:
+            raise ValueError(usage + " (the port is a number)") from None
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(usage + " (the port is a number from 1 to 65535)")
+        return value
+
+    @field_validator("rc_server_url", "webhook_url")
+    @classmethod
+    def _web_url(cls, value: str) -> str:
+        return _check_web_url(value) if value else value
+
+    @field_validator("offboarding_urls")
+    @classmethod
+    def _web_urls(cls, value: list[str]) -> list[str]:
+        return [_check_web_url(url) for url in value]
+
+    @field_validator("rc_client_secret", "rc_jwt")
+    @classmethod
+    def _credential(cls, value: SecretStr) -> SecretStr:
+        return check_secret(value, FROM_RINGCENTRAL)
 
     @field_validator("verification_token")
     @classmethod
-    def _token_length(cls, value: SecretStr) -> SecretStr:
+    def _token(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) > 64:
             raise ValueError("must be at most 64 characters (RingCentral's limit)")
-        return value
+        return check_secret(value, HOW_TO_MAKE_ONE)
 
     @field_validator("offboarding_secret")
     @classmethod
     def _whsec(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        if not raw:
-            return value
-        if not raw.startswith("whsec_"):
-            raise ValueError("must be a Standard Webhooks secret starting with 'whsec_'")
-        try:
-            base64.b64decode(raw.removeprefix("whsec_"), validate=True)
-        except binascii.Error:
-            raise ValueError("must be 'whsec_' followed by standard base64") from None
+        return check_signing_secret(value)
+
+    @field_validator("offboarding_hook")
+    @classmethod
+    def _hook(cls, value: str) -> str:
+        if value and not _HOOK.fullmatch(value):
+            raise ValueError("must be module:function, e.g. mypackage.offboarding:on_event")
         return value
+
+    @field_validator("user_types")
+    @classmethod
+    def _user_types(cls, value: list[str]) -> list[str]:
+        known = {kind.lower(): kind for kind in EXTENSION_TYPES}
+        unknown = [kind for kind in value if kind.lower() not in known]
+        if unknown or not value:
+            raise ValueError(
+                f"must name RingCentral extension types ({', '.join(EXTENSION_TYPES)})"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        return [known[kind.lower()] for kind in value]
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _metrics_host(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME.fullmatch(value):
+                raise ValueError(
+                    "must be an IP address or a host name, e.g. 127.0.0.1 or 0.0.0.0"
+                ) from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _renewal_fits(self) -> Self:
+        if self.renew_margin >= self.subscription_ttl:
+            raise ValueError(
+                "RINGSYNC_RENEW_MARGIN must be shorter than RINGSYNC_SUBSCRIPTION_TTL "
+                "(otherwise every check renews)"
+            )
+        return self
 
     def key(self, *parts: str) -> str:
         """A Redis key in this deployment's namespace."""

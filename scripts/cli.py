@@ -1,7 +1,8 @@
 """The `ringsync` command: one sub-command per module, each registering its own arguments.
 
-Exit codes: 0 ok; 1 failure (or, for `status`, "a human should look"); 2 bad usage. Expected
-failures raise `Failure` (or a connection error) and print one line on stderr, never a traceback.
+Exit codes: 0 ok; 1 failure (or, for `status`, "a human should look"); 2 bad usage or bad
+settings. Expected failures raise `Failure` (or a connection error), a setting a command cannot
+do without raises `BadSettings`; each prints one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from events.logs import configure_logging
+from events.secret_checks import HOW_TO_MAKE_ONE
 from events.settings import Settings
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `run`.
@@ -37,6 +39,19 @@ class Failure(Exception):
     """An expected failure: its message is printed as one line and the exit code is 1."""
 
 
+class BadSettings(Exception):
+    """A setting this command cannot do without is missing: one line naming it, exit 2."""
+
+
+def require_verification_token(settings: Settings) -> None:
+    """Without the token anyone could post notifications: `serve` and `subscribe` refuse."""
+    if not settings.verification_token.get_secret_value():
+        raise BadSettings(
+            f"RINGSYNC_VERIFICATION_TOKEN is not set; {HOW_TO_MAKE_ONE} and give the same value "
+            "to `ringsync serve` and `ringsync subscribe`"
+        )
+
+
 class Command(Protocol):
     def __call__(self, args: argparse.Namespace, settings: Settings) -> int: ...
 
@@ -52,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
         )
         register(subparsers)
     return parser
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    """Every problem on one line, each naming its setting (never showing a value)."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -74,10 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        print(f"ringsync: bad settings: {problems}", file=sys.stderr)
+        print(f"ringsync: bad settings: {_settings_problems(exc)}", file=sys.stderr)
         return 2
     configure_logging(settings)
     run: Command = args.run
@@ -86,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Failure as exc:
         print(f"ringsync {args.command}: {exc}", file=sys.stderr)
         return 1
+    except BadSettings as exc:
+        print(f"ringsync {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except _expected_errors() as exc:

@@ -11,16 +11,12 @@ from typing import Any
 import orjson
 
 from events.settings import Settings
-from scripts.cli import Failure
+from scripts.cli import Failure, require_verification_token
 from scripts.connections import open_deps
 from workers.errors import ApiError
 from workers.lock import LockTimeout
 from workers.renewal import Outcome, ensure_subscription
 
-MISSING_VERIFICATION = (
-    "RINGSYNC_VERIFICATION_TOKEN is not set; make one with `openssl rand -hex 32` and give the "
-    "same value to `ringsync serve`"
-)
 MISSING_ADDRESS = (
     "RINGSYNC_WEBHOOK_URL is not set: the public address of `ringsync serve`'s /webhook"
 )
@@ -35,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.verification_token.get_secret_value():
-        raise Failure(MISSING_VERIFICATION)
+    require_verification_token(settings)
     if not settings.webhook_url:
         raise Failure(MISSING_ADDRESS)
     outcome = asyncio.run(_ensure(settings))

@@ -58,14 +58,14 @@ async def test_refused_credentials_are_one_clear_line(
     env.update(
         RC_SERVER_URL=sandbox.url,
         RC_APP_CLIENT_ID=sandbox.client_id,
-        RC_APP_CLIENT_SECRET="not-the-secret",
+        RC_APP_CLIENT_SECRET="not-the-client-secret",
         RC_USER_JWT=sandbox.jwt,
     )
     ran = await ringsync(env, "resync")
     assert ran.code == 1
     assert ran.one_clear_line(), ran.err
     assert "RingCentral" in ran.err
-    assert "not-the-secret" not in ran.err
+    assert "not-the-client-secret" not in ran.err
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,28 @@ async def test_replaying_to_an_endpoint_not_configured_is_one_clear_line(
     assert ran.one_clear_line(), ran.err
     assert "https://typo.example.com/hook is not a configured endpoint" in ran.err
     assert "https://hr.example.com/hook" in ran.err
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "args"),
+    [
+        ("DATABASE_URL", "nosuchdriver://x", ("users",)),
+        ("DATABASE_URL", "postgresql+asyncpg://u:db-password@db:port/x", ("users",)),
+        ("REDIS_URL", "redis://localhost:notaport/0", ("status",)),
+        ("REDIS_URL", "localhost:6379", ("worker", "--burst")),
+        ("RINGSYNC_RESYNC_AT", "03:00+02:00", ("users",)),
+        ("RINGSYNC_LOG_LEVEL", "verbose", ("users",)),
+        ("RINGSYNC_OFFBOARDING_HOOK", "offboarding.py", ("users",)),
+    ],
+)
+async def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
+    tmp_path: Path, redis_url: str, namespace: str, name: str, value: str, args: tuple[str, ...]
+) -> None:
+    env = base_env(tmp_path, redis_url, namespace)
+    env[name] = value
+    ran = await ringsync(env, *args, within=30)
+    assert ran.code == 2, ran.err
+    assert ran.one_clear_line(), ran.err
+    assert ran.err.startswith("ringsync: bad settings: "), ran.err
+    assert name in ran.err
+    assert value not in ran.err  # a value may hold a password: never echoed

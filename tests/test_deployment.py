@@ -6,8 +6,10 @@ No Docker engine is needed: `config` only reads, interpolates and validates the 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.fixtures.pipeline import eventually
+from tests.fixtures.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = {"redis", "postgres", "receiver", "worker"}
@@ -44,7 +49,12 @@ def compose(tmp_path: Path) -> Any:
     shutil.copy(ROOT / ".env.example", env_file)
     with env_file.open("a") as extra:
         extra.write("RINGSYNC_VERIFICATION_TOKEN=token-from-the-env-file\n")
-    env = {**os.environ, "RINGSYNC_ENV_FILE": str(env_file), "POSTGRES_PASSWORD": "pw-from-env"}
+    env = {
+        **os.environ,
+        "RINGSYNC_ENV_FILE": str(env_file),
+        "POSTGRES_PASSWORD": "pw-from-env",
+        "REDIS_PASSWORD": "redis-pw-from-env",
+    }
 
     def run(*args: str) -> str:
         done = subprocess.run(
@@ -73,6 +83,10 @@ def test_compose_services_are_configured_as_documented(compose: Any) -> None:
     redis_command = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_command
     assert "--appendfsync everysec" in redis_command
+    # It holds acknowledged notifications and the access token: a password, and no eviction.
+    assert "--requirepass redis-pw-from-env" in redis_command
+    assert "--maxmemory-policy noeviction" in redis_command
+    assert services["redis"]["environment"]["REDISCLI_AUTH"] == "redis-pw-from-env"
     assert services["receiver"]["command"][:3] == ["serve", "--host", "0.0.0.0"]
     assert services["worker"]["command"] == ["worker"]
     receiver_check = " ".join(services["receiver"]["healthcheck"]["test"])
@@ -83,7 +97,7 @@ def test_compose_services_are_configured_as_documented(compose: Any) -> None:
         env = services[name]["environment"]
         # .env reaches the containers; the service addresses come from the compose file.
         assert env["RINGSYNC_VERIFICATION_TOKEN"] == "token-from-the-env-file"
-        assert env["REDIS_URL"] == "redis://redis:6379/0"
+        assert env["REDIS_URL"] == "redis://:redis-pw-from-env@redis:6379/0"
         assert env["DATABASE_URL"].startswith("postgresql+asyncpg://ringsync:pw-from-env@postgres")
         assert set(services[name]["depends_on"]) == {"redis", "postgres"}
 
@@ -105,36 +119,62 @@ def test_dockerfile_builds_a_non_root_ringsync_image() -> None:
         assert f"!{needed}" in ignored
 
 
-def test_the_worker_healthcheck_reads_the_key_the_worker_writes(
+def test_compose_refuses_to_run_redis_without_a_password(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_PASSWORD"}
+    env["RINGSYNC_ENV_FILE"] = str(ROOT / ".env.example")
+    done = subprocess.run(
+        [*_compose(), "-f", str(ROOT / "docker-compose.yml"), "config"],
+        cwd=tmp_path,  # no .env here to read REDIS_PASSWORD from
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "REDIS_PASSWORD must be set" in done.stderr
+
+
+async def test_the_worker_healthcheck_fails_when_that_worker_is_dead(
     compose: Any, redis_url: str, namespace: str, tmp_path: Path
 ) -> None:
-    """Run the compose file's worker healthcheck against a real Redis, with and without the key."""
-    import redis as sync_redis
-
-    from events.settings import Settings
-    from workers.main import worker_settings
-
-    settings = Settings(_env_file=None, redis_url=redis_url, redis_namespace=namespace)
-    key = worker_settings(settings)["health_check_key"]
+    """The compose file's worker healthcheck, run against a real `ringsync worker` process:
+    healthy while it runs; unhealthy while it is frozen (its loop answers nothing) and after it
+    was killed, whatever any other worker of the deployment is doing."""
     check = yaml.safe_load(compose("config"))["services"]["worker"]["healthcheck"]["test"]
     assert check[:3] == ["CMD", "python", "-c"]
     env = {
-        "PATH": os.environ["PATH"],
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RINGSYNC_", "RC_"))},
         "REDIS_URL": redis_url,
         "RINGSYNC_REDIS_NAMESPACE": namespace,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}",
+        "RINGSYNC_METRICS_PORT": str(free_port()),
+        "RINGSYNC_RESYNC_AT": "off",
+        "RINGSYNC_LOG_FORMAT": "json",
     }
 
-    def healthy() -> bool:
-        done = subprocess.run(
-            [sys.executable, "-c", check[3]], env=env, cwd=tmp_path, timeout=30, check=False
-        )
-        return done.returncode == 0
+    async def healthy() -> bool:
+        checking = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", check[3], env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        async with asyncio.timeout(30):
+            return await checking.wait() == 0
 
-    client = sync_redis.Redis.from_url(redis_url)
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts.cli", "worker", env=env, cwd=tmp_path,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
     try:
-        assert not healthy()
-        client.set(key, b"alive", ex=60)
-        assert healthy()
+        await eventually(healthy, within=30, what="the worker to be healthy")
+        worker.send_signal(signal.SIGSTOP)  # alive as a process, doing nothing
+        assert not await healthy()
+        worker.send_signal(signal.SIGCONT)
+        await eventually(healthy, within=30, what="the worker to be healthy again")
+        worker.kill()
+        await worker.wait()
+        assert not await healthy()
     finally:
-        client.delete(key)
-        client.close()
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()

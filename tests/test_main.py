@@ -22,9 +22,10 @@ async def test_the_worker_runs_every_job_with_short_timeouts(
         assert worker.queue_name.endswith(":queue")
         # Cron names are namespaced: arq makes a unique cron's job id from its name alone.
         crons = {job.name.split(":")[-1]: job for job in worker.cron_jobs}
-        assert {"daily_resync", "delivery_sweep", "renewal"} <= set(crons)
+        assert {"daily_resync", "delivery_sweep", "renewal", "retention"} <= set(crons)
         assert all(job.name.startswith(f"{settings.redis_namespace}:") for job in worker.cron_jobs)
         assert crons["daily_resync"].hour == {3}
+        assert (crons["retention"].hour, crons["retention"].minute) == ({2}, {30})
         assert all(job.unique for job in worker.cron_jobs)
     finally:
         await worker.close()
@@ -34,5 +35,13 @@ async def test_the_daily_resync_can_be_turned_off(make_settings: Callable[..., S
     worker = build_worker(make_settings(resync_at="off"), handle_signals=False)
     try:
         assert not any(job.name.endswith("daily_resync") for job in worker.cron_jobs)
+    finally:
+        await worker.close()
+
+
+async def test_retention_can_be_turned_off(make_settings: Callable[..., Settings]) -> None:
+    worker = build_worker(make_settings(retention_days=0), handle_signals=False)
+    try:
+        assert not any(job.name.endswith("retention") for job in worker.cron_jobs)
     finally:
         await worker.close()

@@ -6,7 +6,10 @@ secret, the JWT, the verification token, the signing secret and every token the 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,9 +23,11 @@ from pydantic import ValidationError
 
 from events.settings import Settings
 from scripts.cli import COMMAND_MODULES
-from scripts.sandbox.tokens import Grant, TokenStore
+from scripts.sandbox.tokens import Credentials, Grant, TokenStore, invent_jwt
+from tests.fixtures.commands import ringsync
 from tests.fixtures.pipeline import TOKEN, MakePipeline, eventually
 from tests.fixtures.sandbox import WebhookSink
+from tests.fixtures.services import free_port
 
 SIGNING_SECRET = "whsec_c2lnbmluZy1zZWNyZXQtdGhhdC1tdXN0LW5vdC1sZWFr"
 # Commands run as subprocesses when this checkout has them (`[name, args...]`).
@@ -189,3 +194,99 @@ def test_the_cli_reports_a_bad_secret_without_showing_it(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "offboarding" in done.stderr.lower()
     assert value not in done.stderr + done.stdout
+
+
+# --- placeholders and short secrets are refused at start-up ---------------------------------
+
+# A value each secret setting accepts, made the way .env.example says (or RingCentral issues).
+RIGHT = {
+    "rc_client_secret": secrets.token_urlsafe(24),
+    "rc_jwt": invent_jwt(),
+    "verification_token": secrets.token_urlsafe(32),
+    "offboarding_secret": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+}
+# Left in from templates and examples; the last two are Standard Webhooks' published test key.
+PLACEHOLDERS = [
+    "change-me",
+    "changeme",
+    "CHANGE_ME",
+    "change-me-to-something-long",
+    "your-client-secret",
+    "your_verification_token_here",
+    "<secret>",
+    "secret",
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+]
+SHORT = {
+    "rc_client_secret": "k3Yq9-Zt2mVx1Lp",  # 15 characters
+    "rc_jwt": "eyJ.eyJ.sig",
+    "verification_token": "Tq8-zR2vLw5nX0c",
+    # base64 of 16 bytes: Standard Webhooks keys hold 24 to 64.
+    "offboarding_secret": "whsec_" + base64.b64encode(b"sixteen-bytes-ok").decode(),
+}
+
+
+def _settings(field: str, value: str) -> Settings:
+    values: dict[str, Any] = {field: value}
+    return Settings(_env_file=None, **values)
+
+
+def _refusal(field: str, value: str) -> str:
+    with pytest.raises(ValidationError) as caught:
+        _settings(field, value)
+    message = str(caught.value)
+    assert field in message
+    if len(value) >= 8:  # ("secret" itself is a word of the message)
+        assert value not in message
+    return message
+
+
+@pytest.mark.parametrize("field", RIGHT)
+def test_an_unset_secret_is_left_to_the_commands_that_need_it(field: str) -> None:
+    assert getattr(_settings(field, ""), field).get_secret_value() == ""
+
+
+@pytest.mark.parametrize("value", PLACEHOLDERS)
+@pytest.mark.parametrize("field", RIGHT)
+def test_a_placeholder_secret_is_refused(field: str, value: str) -> None:
+    assert "placeholder" in _refusal(field, value)
+
+
+@pytest.mark.parametrize("field", RIGHT)
+def test_a_short_secret_is_refused(field: str) -> None:
+    message = _refusal(field, SHORT[field])
+    assert "16 characters" in message or "24 random bytes" in message
+    assert "make one with" in message or "RingCentral" in message  # says where to get one
+
+
+@pytest.mark.parametrize("field", RIGHT)
+def test_a_real_secret_is_accepted(field: str) -> None:
+    settings = _settings(field, RIGHT[field])
+    assert getattr(settings, field).get_secret_value() == RIGHT[field]
+
+
+def test_credentials_the_sandbox_makes_up_are_accepted() -> None:
+    """(The demo's, made the same way, are used by tests/test_demo.py.)"""
+    for _ in range(20):  # random values: several draws, not one lucky one
+        made = Credentials.make()
+        settings = Settings(
+            _env_file=None,
+            rc_client_id=made.client_id,
+            rc_client_secret=made.client_secret,
+            rc_jwt=made.jwt,
+        )
+        assert settings.rc_jwt.get_secret_value() == made.jwt
+
+
+@pytest.mark.parametrize("token", ["", "change-me", "short-token"])
+async def test_serve_refuses_to_start_without_a_real_token(tmp_path: Path, token: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RINGSYNC_", "RC_"))}
+    env["RINGSYNC_VERIFICATION_TOKEN"] = token
+    ran = await ringsync(env, "serve", "--port", str(free_port()), within=20)
+    assert ran.code == 2
+    assert ran.one_clear_line(), ran.err
+    assert "RINGSYNC_VERIFICATION_TOKEN" in ran.err
+    assert "make one with" in ran.err
+    if token:
+        assert token not in ran.err

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from events.settings import Settings
-from scripts.cli import Failure
+from scripts.cli import BadSettings, Failure
 from scripts.subscribe import run
 from tests.fixtures.renewal import MakeKeeping
 from tests.fixtures.sandbox import WebhookSink
@@ -21,7 +21,7 @@ def _args(json: bool = False) -> argparse.Namespace:
 
 def test_without_a_token_it_says_how_to_make_one(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(webhook_url="https://hooks.example.com/webhook")
-    with pytest.raises(Failure, match=r"openssl rand -hex 32"):
+    with pytest.raises(BadSettings, match=r"RINGSYNC_VERIFICATION_TOKEN.*secrets\.token_urlsafe"):
         run(_args(), settings)
 
 
@@ -74,12 +74,13 @@ async def test_the_missing_token_exit_code(make_keeping: MakeKeeping) -> None:
 
     code, out, err = await k.ringsync("subscribe", RINGSYNC_VERIFICATION_TOKEN="")
 
-    assert (code, out) == (1, "")
+    # A setting it cannot do without: bad settings (2), saying how to make one.
+    assert (code, out) == (2, "")
     assert (
         err.strip()
         .splitlines()[-1]
         .startswith(
             "ringsync subscribe: RINGSYNC_VERIFICATION_TOKEN is not set; make one with "
-            "`openssl rand -hex 32`"
+            '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
         )
     )

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from events.queue import Queue
 from events.settings import Settings
@@ -19,6 +20,7 @@ from workers.budget import GroupBudget
 from workers.coalesce import Coalescer
 from workers.courier import Courier
 from workers.delivery_metrics import DeliveryMetrics
+from workers.endpoint import Endpoint
 from workers.metrics import WorkerMetrics
 from workers.ringcentral import RingCentral
 from workers.store import Store
@@ -106,7 +108,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     if isinstance(courier, Courier):
         # Delivery metrics are served beside the worker's own, on RINGSYNC_METRICS_PORT.
         courier.metrics = DeliveryMetrics(metrics.registry)
-    metrics.serve(settings.metrics_port)
+    endpoint = ctx["endpoint"] = Endpoint(metrics.registry)
+    await endpoint.start(settings.metrics_host, settings.metrics_port)
     ctx["deps"] = Deps(
         settings=settings,
         redis=redis,
@@ -118,13 +121,31 @@ async def startup(ctx: dict[str, Any]) -> None:
         ),
         coalescer=Coalescer(redis, settings, window=settings.coalesce_window),
     )
+    await _warn_if_evicting(redis)
     log.info("worker started", extra={"queue": settings.queue_name})
 
 
+async def _warn_if_evicting(redis: Redis) -> None:
+    """Say so when Redis may evict keys: the queue (acknowledged notifications) and the access
+    token live there, and an evicted job is a notification silently lost."""
+    try:
+        found = await redis.config_get("maxmemory-policy")
+    except RedisError:  # managed services often refuse CONFIG: nothing to learn then
+        return
+    policy = next(iter(found.values()), b"noeviction")
+    policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+    if policy != "noeviction":
+        log.warning(
+            "Redis maxmemory-policy is %s: under memory pressure it may evict queued jobs, "
+            "losing acknowledged notifications; set it to noeviction",
+            policy,
+        )
+
+
 async def shutdown(ctx: dict[str, Any]) -> None:
-    metrics = ctx.get("metrics")
-    if isinstance(metrics, WorkerMetrics):
-        metrics.stop()
+    endpoint = ctx.pop("endpoint", None)
+    if isinstance(endpoint, Endpoint):
+        await endpoint.stop()
     found = ctx.get("deps")
     if found is None:
         return

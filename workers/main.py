@@ -24,6 +24,7 @@ from workers.metrics import instrument, on_job_start
 from workers.refresh import reconcile, reconcile_batch
 from workers.renewal import LOCK_WAIT, cron_times, renew_subscription
 from workers.resync import resync
+from workers.retention import PRUNE_AT, prune_old_records
 
 # Listings (batch, resync) page through up to 100,000 users at the Medium rate limit.
 LISTING_TIMEOUT = 1800
@@ -93,6 +94,18 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
                 name=settings.key("daily_resync"),
                 hour={settings.resync_at.hour},
                 minute={settings.resync_at.minute},
+                unique=True,
+                timeout=LISTING_TIMEOUT,
+                keep_result=0,
+            )
+        )
+    if settings.retention_days:
+        jobs.append(
+            cron(
+                renewed(prune_old_records, lease_seconds(settings)),
+                name=settings.key("retention"),
+                hour={PRUNE_AT.hour},
+                minute={PRUNE_AT.minute},
                 unique=True,
                 timeout=LISTING_TIMEOUT,
                 keep_result=0,

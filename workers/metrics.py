@@ -1,4 +1,5 @@
-"""The worker's Prometheus metrics, served on RINGSYNC_METRICS_PORT (0 = off).
+"""The worker's Prometheus metrics, served on RINGSYNC_METRICS_PORT (0 = off; see
+workers.endpoint).
 
 - `ringsync_job_seconds{job,outcome}`: how long each job ran (reconcile latency among them; a
   reconcile done at once inside an ingest job counts as one too);
@@ -11,8 +12,7 @@
 - `ringsync_subscription_remaining_seconds`: our webhook subscription's life left (set by the
   renewal job, counted down between checks); `ringsync_gaps{reason}`: gaps recorded.
 
-One registry per worker (tests run several workers in one process). A port already taken is a
-warning, not a reason to stop processing.
+One registry per worker (tests run several workers in one process).
 """
 
 from __future__ import annotations
@@ -27,13 +27,7 @@ from typing import Any, Final
 
 import httpx
 from arq.worker import Function, Retry
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import select
 
 from events.models import Notification
@@ -91,7 +85,6 @@ class WorkerMetrics:
             ["reason"],
             registry=self.registry,
         )
-        self._server: Any = None
 
     def reconciled_inline(self, outcome: str, seconds: float, sent: datetime) -> None:
         """A reconcile done inside an ingest job: its time, and its lag when it changed a row."""
@@ -106,24 +99,6 @@ class WorkerMetrics:
             return
         expiry = at.timestamp()
         self.subscription_remaining.set_function(lambda: max(expiry - time.time(), 0.0))
-
-    def serve(self, port: int) -> bool:
-        """Serve /metrics on `port` (0 = off); False with a warning when it cannot."""
-        if port == 0:
-            return False
-        try:
-            self._server, _ = start_http_server(port, registry=self.registry)
-        except OSError as exc:
-            log.warning("metrics not served: port %d: %s", port, exc.strerror or exc)
-            return False
-        log.info("metrics served", extra={"port": port})
-        return True
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def transport(self, inner: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncBaseTransport:
         """An HTTP transport for the RingCentral client that counts every request."""

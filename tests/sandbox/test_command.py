@@ -17,7 +17,11 @@ from scripts.sandbox.oauth import JWT_GRANT
 from tests.fixtures.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-GIVEN = {"RC_APP_CLIENT_ID": "cid", "RC_APP_CLIENT_SECRET": "csecret", "RC_USER_JWT": "h.p.s"}
+GIVEN = {
+    "RC_APP_CLIENT_ID": "cid",
+    "RC_APP_CLIENT_SECRET": "a-client-secret-given-in-the-env",
+    "RC_USER_JWT": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJnaXZlbiJ9.given-signature",
+}
 
 
 async def _read_settings(stream: asyncio.StreamReader) -> dict[str, str]:
