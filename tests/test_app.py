@@ -6,7 +6,7 @@ import asyncio
 import pickle
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -242,16 +242,24 @@ async def test_redis_down_gives_503_and_recovers_without_a_restart(
     assert len([job for job in jobs if job["f"] == INGEST]) == 2
 
 
+@pytest.fixture
+async def private_client(private_redis: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(private_redis.url)
+    yield client
+    await client.aclose()
+
+
 async def test_what_was_refused_is_reported_once_redis_is_back(
     run_receiver: Runner,
     make_settings: Callable[..., Settings],
     private_redis: PrivateRedis,
+    private_client: aioredis.Redis,
 ) -> None:
     """RingCentral never resends a notification answered 503: once Redis answers again the
     receiver says when it refused and how many, and queues the check that repairs the gap."""
     settings = make_settings(verification_token=TOKEN, redis_url=private_redis.url)
     headers = {"Verification-Token": TOKEN}
-    client = aioredis.Redis.from_url(private_redis.url)
+    client = private_client
     key = refusals_key(settings)
     async with run_receiver(settings) as url, httpx.AsyncClient(base_url=url) as http:
 
@@ -265,17 +273,16 @@ async def test_what_was_refused_is_reported_once_redis_is_back(
         private_redis.start()
 
         async def reported() -> list[Refused]:
-            found = await client.hvals(key)
+            found = await client.hvals(key)  # type: ignore[misc]
             return [Refused.model_validate_json(raw) for raw in found]
 
         [report] = await eventually(reported, within=5, what="the refusals to be reported")
         assert await post() == 200
-    checks = [job["a"] for job in await queued(client, settings) if job["f"] == RENEW]
-    reports = await reported()
-    await client.aclose()
     assert report.count == 2
     assert report.started_at <= report.ended_at
+    checks = [job["a"] for job in await queued(client, settings) if job["f"] == RENEW]
     assert checks == [("refused",)]
+    reports = await reported()
     assert [(r.started_at, r.count) for r in reports] == [(report.started_at, 2)]  # once
 
 
