@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ from arq.worker import Retry
 
 from events.queue import JOB_KEY_PREFIX, Queue
 from events.settings import Settings
+from tests.fixtures.pipeline import eventually
+from tests.fixtures.services import free_port
 from workers.context import Deps
+from workers.database import create_engine
 from workers.errors import ApiError, RateLimited, ServerUnavailable
 from workers.failures import BACKOFF, MAX_TRANSIENT_TRIES, backoff, bounded, guarded
 from workers.store import Store
@@ -28,9 +32,16 @@ async def store(sqlite_url: str) -> AsyncIterator[Store]:
     await store.close()
 
 
-@pytest.fixture
-async def away(tmp_path: Path) -> AsyncIterator[Store]:
-    """A store whose SQLite file is out of reach (its directory moved away) until the end."""
+@pytest.fixture(params=["sqlite", "postgres"])
+async def away(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A store out of reach until the end: a SQLite file whose directory was moved away, or a
+    PostgreSQL address where nothing listens (connections refused)."""
+    if request.param == "postgres":
+        store = Store(create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x"))
+        yield store
+        await store.close()
+        return
+    before = set(threading.enumerate())
     home = tmp_path / "db"
     home.mkdir()
     store = await Store.open(f"sqlite+aiosqlite:///{home / 'ringsync.db'}")
@@ -39,6 +50,13 @@ async def away(tmp_path: Path) -> AsyncIterator[Store]:
     yield store
     (tmp_path / "elsewhere").rename(home)
     await store.close()
+
+    async def stopped() -> bool:
+        started = set(threading.enumerate()) - before
+        return not any(t.name.endswith("(_connection_worker_thread)") for t in started)
+
+    # A failed open leaves aiosqlite's thread to stop on its own; it needs this loop to do so.
+    await eventually(stopped, within=5, what="aiosqlite's threads to stop")
 
 
 def ctx_for(
