@@ -58,13 +58,14 @@ def retries(exc: BaseException, job_try: int) -> bool:
     return job_try < MAX_TRANSIENT_TRIES or unreachable(exc)
 
 
-async def retry(ctx: dict[str, Any], exc: BaseException, extra: dict[str, Any]) -> Retry:
-    """The `Retry` for a job that failed with `exc` (logged); see `retries`.
+async def retry(
+    ctx: dict[str, Any], exc: BaseException, job_try: int, extra: dict[str, Any]
+) -> Retry:
+    """The `Retry` for a job that failed with `exc` on try `job_try` (logged); see `retries`.
 
     arq sets a queued job's data to expire a day after it was due and never moves that on: a job
     kept through a longer outage has it extended at every try past its normal ones.
     """
-    job_try: int = ctx.get("job_try", 1)
     settings = ctx.get("settings")
     scale = settings.retry_scale if isinstance(settings, Settings) else 1.0
     delay = backoff(job_try, exc, scale)
@@ -96,17 +97,17 @@ async def guarded(
         raise
     except Exception as exc:
         if retries(exc, job_try):
-            raise await retry(ctx, exc, extra) from exc
+            raise await retry(ctx, exc, job_try, extra) from exc
         reason = f"{type(exc).__name__}: {exc}"
         try:
             await deps(ctx).store.add_dead_letter(
                 job=job, arguments=arguments, error=reason, attempts=job_try
             )
-        except Exception as failed:
-            if classify(failed) != "transient":
+        except Exception as unwritten:
+            if classify(unwritten) != "transient":
                 raise
             # Given up only once the dead letter is written: until then the job stays queued.
-            raise await retry(ctx, failed, extra) from exc
+            raise await retry(ctx, unwritten, job_try, extra) from exc
         log.error("job dead-lettered: %s", reason, extra=extra)
         return "dead-lettered"
 
@@ -127,10 +128,11 @@ def bounded(job: WorkerCoroutine, seconds: float) -> WorkerCoroutine:
         except Retry:
             raise
         except Exception as exc:  # our timeout is a TimeoutError: transient
-            if not retries(exc, ctx.get("job_try", 1)):
+            job_try: int = ctx.get("job_try", 1)
+            if not retries(exc, job_try):
                 raise
-            extra = {"job_id": ctx.get("job_id"), "job_try": ctx.get("job_try", 1)}
-            raise await retry(ctx, exc, extra) from exc
+            extra = {"job_id": ctx.get("job_id"), "job_try": job_try}
+            raise await retry(ctx, exc, job_try, extra) from exc
 
     return run
 
