@@ -2,7 +2,8 @@
 
 POST /webhook: handshake → size limit → token → parse → durable enqueue → 200. Nothing here waits
 on RingCentral or the database; a Redis that is down or slow gives a fast 503, never a 200 for an
-event that was not queued.
+event that was not queued, and what was refused is reported once Redis is back (see
+`events.refusals`), so that a resync repairs it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.routing import Route
 from events.metrics import ReceiverMetrics
 from events.models import Kind, Notification
 from events.queue import INGEST, Queue
+from events.refusals import Refusals
 from events.settings import Settings
 from events.verify import VALIDATION_HEADER, VERIFICATION_HEADER, handshake_token, token_matches
 
@@ -44,6 +46,7 @@ class Receiver:
     redis: Redis
     queue: Queue
     metrics: ReceiverMetrics
+    refusals: Refusals
 
 
 def receiver(request: Request) -> Receiver:
@@ -130,6 +133,7 @@ async def webhook(request: Request) -> Response:
             type(exc).__name__,
             extra={"uuid": notification.uuid},
         )
+        rx.refusals.note()
         return _reply(503, "unavailable", metrics, "queue unavailable, retry later")
     metrics.enqueue_seconds.observe(time.perf_counter() - started)
     if notification.kind is Kind.UNKNOWN:
@@ -180,9 +184,11 @@ def create_app(settings: Settings) -> Starlette:
             )
         redis = open_redis(settings)
         queue = Queue(redis, settings.queue_name, timeout=settings.enqueue_timeout)
+        refusals = Refusals(settings, redis, queue)
         try:
-            yield {"receiver": Receiver(settings, redis, queue, ReceiverMetrics())}
+            yield {"receiver": Receiver(settings, redis, queue, ReceiverMetrics(), refusals)}
         finally:
+            await refusals.close()
             with contextlib.suppress(RedisError, OSError):
                 await queue.close()
             await redis.aclose()

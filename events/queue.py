@@ -158,6 +158,11 @@ class Queue:
             result = await self._redis.evalsha(self._sha, 0, *argv)  # type: ignore[misc]
         return [int(r) for r in result]
 
+    async def hold(self, job_id: str, defer_by: float) -> None:
+        """Keep a queued job's data until a day past its next try, `defer_by` seconds from now
+        (arq sets that expiry once, at enqueue, and a job retried longer would expire unrun)."""
+        await self._redis.pexpire(JOB_KEY_PREFIX + job_id, int(defer_by * 1000) + EXPIRES_EXTRA_MS)
+
     async def close(self) -> None:
         """Wait for writes already under way, then stop."""
         if self._flusher is not None:

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         20, gt=0, le=1000, validation_alias="RINGSYNC_WORKER_CONCURRENCY"
     )
+    # Multiplies the pauses between a failed job's tries (1 s, 5 s, ... 10 min): below 1, shorter.
+    retry_scale: float = Field(1.0, gt=0, le=1, validation_alias="RINGSYNC_RETRY_SCALE")
 
     subscription_ttl: int = Field(
         1_209_600, gt=0, le=315_360_000, validation_alias="RINGSYNC_SUBSCRIPTION_TTL"

@@ -6,7 +6,7 @@ import asyncio
 import pickle
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -15,8 +15,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from events.queue import INGEST, JOB_KEY_PREFIX
+from events.queue import INGEST, JOB_KEY_PREFIX, RENEW
+from events.refusals import Refused, refusals_key
 from events.settings import Settings
+from tests.fixtures.pipeline import eventually
 from tests.fixtures.services import PrivateRedis, free_port
 
 TOKEN = "a-verification-token-of-ours"
@@ -235,8 +237,68 @@ async def test_redis_down_gives_503_and_recovers_without_a_restart(
     assert again.status_code == 200
     assert ready.status_code == 200
     # What was acknowledged survived the restart (AOF); the refused one was never queued.
-    assert await client.zcard(settings.queue_name) == 2
+    jobs = await queued(client, settings)
     await client.aclose()
+    assert len([job for job in jobs if job["f"] == INGEST]) == 2
+
+
+@pytest.fixture
+async def private_client(private_redis: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(private_redis.url)
+    yield client
+    await client.aclose()
+
+
+async def test_what_was_refused_is_reported_once_redis_is_back(
+    run_receiver: Runner,
+    make_settings: Callable[..., Settings],
+    private_redis: PrivateRedis,
+    private_client: aioredis.Redis,
+) -> None:
+    """RingCentral never resends a notification answered 503: once Redis answers again the
+    receiver says when it refused and how many, and queues the check that repairs the gap."""
+    settings = make_settings(verification_token=TOKEN, redis_url=private_redis.url)
+    headers = {"Verification-Token": TOKEN}
+    client = private_client
+    key = refusals_key(settings)
+    async with run_receiver(settings) as url, httpx.AsyncClient(base_url=url) as http:
+
+        async def post() -> int:
+            doc = orjson.dumps(notification())
+            return (await http.post("/webhook", content=doc, headers=headers)).status_code
+
+        assert await post() == 200
+        private_redis.stop()
+        assert [await post(), await post()] == [503, 503]
+        private_redis.start()
+
+        async def reported() -> list[Refused]:
+            found = await client.hvals(key)  # type: ignore[misc]
+            return [Refused.model_validate_json(raw) for raw in found]
+
+        [report] = await eventually(reported, within=5, what="the refusals to be reported")
+        assert await post() == 200
+    assert report.count == 2
+    assert report.started_at <= report.ended_at
+    checks = [job["a"] for job in await queued(client, settings) if job["f"] == RENEW]
+    assert checks == [("refused",)]
+    reports = await reported()
+    assert [(r.started_at, r.count) for r in reports] == [(report.started_at, 2)]  # once
+
+
+async def test_a_receiver_stopped_before_redis_is_back_says_what_it_forgets(
+    run_receiver: Runner,
+    make_settings: Callable[..., Settings],
+    private_redis: PrivateRedis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(verification_token=TOKEN, redis_url=private_redis.url)
+    headers = {"Verification-Token": TOKEN}
+    private_redis.stop()
+    async with run_receiver(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        doc = orjson.dumps(notification())
+        assert (await http.post("/webhook", content=doc, headers=headers)).status_code == 503
+    assert "1 refused notifications could not be reported" in caplog.text
 
 
 async def test_a_stalled_redis_gives_503_within_the_enqueue_timeout(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import httpx
 import pydantic
 import pytest
@@ -17,7 +20,9 @@ from workers.errors import (
     ServerUnavailable,
     TransientError,
     classify,
+    unreachable,
 )
+from workers.lock import LockTimeout
 
 
 class _Model(pydantic.BaseModel):
@@ -52,6 +57,11 @@ def _validation_error() -> pydantic.ValidationError:
             "transient",
         ),
         (sqlalchemy.exc.TimeoutError("pool exhausted"), "transient"),
+        (ConnectionRefusedError(111, "Connect call failed"), "transient"),
+        (OSError(errno.EHOSTUNREACH, "No route to host"), "transient"),
+        (socket.gaierror(-3, "Temporary failure in name resolution"), "transient"),
+        (TimeoutError(), "transient"),
+        (LockTimeout("held by another process"), "transient"),
         (sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key")), "permanent"),
         (ApiError("GET /x: HTTP 400", status=400, error_code="CMN-101"), "permanent"),
         (AuthError("bad JWT", status=400, error_code="OAU-251"), "permanent"),
@@ -62,6 +72,35 @@ def _validation_error() -> pydantic.ValidationError:
 )
 def test_classify(exc: BaseException, kind: str) -> None:
     assert classify(exc) == kind
+
+
+@pytest.mark.parametrize(
+    ("exc", "ours"),
+    [
+        (sqlalchemy.exc.OperationalError("INSERT", {}, Exception("unable to open file")), True),
+        (sqlalchemy.exc.TimeoutError("pool exhausted"), True),
+        (redis.exceptions.ConnectionError("down"), True),
+        (redis.exceptions.TimeoutError("slow"), True),
+        (ConnectionRefusedError(111, "Connect call failed"), True),
+        (ConnectionResetError(104, "reset by peer"), True),
+        (TimeoutError(), True),  # a connect (or a whole job) that got no answer in time
+        (OSError(errno.EHOSTUNREACH, "No route to host"), True),
+        (socket.gaierror(-3, "Temporary failure in name resolution"), True),
+        (LockTimeout("held by another process"), False),
+        (OSError(errno.EACCES, "Permission denied"), False),
+        (NetworkError("GET /x: ConnectError"), False),
+        (ServerUnavailable("GET /x: HTTP 503", status=503), False),
+        (httpx.ConnectError("refused"), False),
+        (sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key")), False),
+        (KeyError("a bug"), False),
+    ],
+)
+def test_outages_of_our_own_stores_are_told_apart(exc: BaseException, ours: bool) -> None:
+    """What `unreachable` says is retried for as long as it lasts: ours only, never a
+    RingCentral or downstream failure (those are dead-lettered once out of tries)."""
+    assert unreachable(exc) is ours
+    if ours:
+        assert classify(exc) == "transient"
 
 
 def test_errors_carry_their_details() -> None:

@@ -8,9 +8,11 @@ from collections.abc import Callable
 import pytest
 
 from events.queue import RENEW
+from events.refusals import Refusals, refusals_key
 from events.settings import Settings
 from tests.fixtures.renewal import MakeKeeping
 from tests.fixtures.sandbox import WebhookSink
+from workers import subscription_store
 from workers.lock import LockTimeout, RedisLock
 from workers.main import build_worker
 from workers.metrics import WorkerMetrics
@@ -91,3 +93,34 @@ async def test_a_refused_handshake_is_dead_lettered_by_the_job(
     assert result == "dead-lettered"
     [letter] = await k.store.list_dead_letters()
     assert "SUB-525" in letter.error
+
+
+async def test_notifications_a_receiver_refused_become_a_gap_and_a_resync(
+    make_keeping: MakeKeeping,
+) -> None:
+    """A receiver answered 503 while Redis was away and reported it once Redis was back: the
+    next check records the gap and queues the resync, as for a blacklisted subscription."""
+    k = await make_keeping()
+    d = await k.deps()
+    metrics = WorkerMetrics()
+    ctx = {"deps": d, "job_id": "t", "job_try": 1, "metrics": metrics}
+    assert await renew_subscription(ctx, "cron") == "create"
+    assert not await k.resync_queued()
+
+    refusals = Refusals(k.settings, k.redis, d.queue)
+    refusals.note()
+    refusals.note()
+    await refusals.report()
+    await refusals.close()
+    assert await renew_subscription(ctx, "refused") == "nothing"
+
+    [gap] = await subscription_store.list_gaps(k.store, await d.account_id())
+    assert gap.reason == "refused"
+    assert gap.started_at is not None
+    assert gap.ended_at is not None
+    assert gap.started_at <= gap.ended_at
+    assert await k.resync_queued()
+    assert not await k.redis.exists(refusals_key(k.settings))
+    assert metrics.registry.get_sample_value("ringsync_gaps_total", {"reason": "refused"}) == 1
+    assert await renew_subscription(ctx, "cron") == "nothing"  # reported once, repaired once
+    assert len(await subscription_store.list_gaps(k.store, await d.account_id())) == 1

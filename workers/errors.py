@@ -3,6 +3,10 @@
 Jobs never inspect status codes themselves: they call `classify(exc)` and either raise arq's
 `Retry` (transient) or dead-letter the work with `str(exc)` as the reason (permanent).
 
+Among transient failures, `unreachable(exc)` picks out outages of our own stores: the identity
+database or Redis refusing, resetting or not answering. Those are transient for as long as they
+last: a job is never given up because of them (its dead letter would go to the store that is away).
+
     RingCentralError
     ├── TransientError              try again later; `retry_after` hints when (seconds or None)
     │   ├── RateLimited             a group's budget is exhausted or penalised past our wait cap
@@ -19,7 +23,9 @@ a secret or a request header.
 
 from __future__ import annotations
 
-from typing import Literal
+import errno
+import socket
+from typing import Final, Literal
 
 import httpx
 import pydantic
@@ -95,17 +101,42 @@ def classify(exc: BaseException) -> Kind:
         return "transient"
     if isinstance(exc, PermanentError):
         return "permanent"
-    if isinstance(exc, httpx.TransportError | redis.exceptions.ConnectionError):
+    if isinstance(exc, httpx.TransportError) or unreachable(exc):
         return "transient"
-    if isinstance(exc, redis.exceptions.TimeoutError | TimeoutError | ConnectionError):
-        return "transient"
-    # The database away or restarting (connection refused, reset mid-query, SQLite busy).
-    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-        return "transient"
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-        return "transient"
-    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pooled connection came free in time
+    if isinstance(exc, TimeoutError):  # another holder kept a lock, say
         return "transient"
     if isinstance(exc, pydantic.ValidationError):
         return "permanent"
     return "permanent"
+
+
+# A host or network that cannot be reached at all (rather than a refused connection).
+_NO_ROUTE: Final = frozenset(
+    {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says our own database or Redis cannot be reached right now.
+
+    RingCentral's and downstream endpoints' failures never count (the client wraps them in
+    `RingCentralError`, httpx in its own tree): what is left of the socket errors is ours.
+    """
+    if isinstance(exc, RingCentralError | httpx.HTTPError):
+        return False
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return True
+    # The database away or restarting (connection refused, reset mid-query, SQLite busy or its
+    # file out of reach), or no pooled connection came free in time.
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):
+        return True
+    # asyncpg's own: refused or reset connections, a connect that got no answer in time (a bare
+    # TimeoutError, as is a job cut by its own time limit; a lock's wait is not an outage), a
+    # host with no route or a name that does not resolve.
+    if isinstance(exc, ConnectionError | socket.gaierror) or type(exc) is TimeoutError:
+        return True
+    return isinstance(exc, OSError) and exc.errno in _NO_ROUTE

@@ -3,18 +3,23 @@
 The decision is `workers.subscription_plan.decide` (pure); this module reads what it needs,
 carries the plan out and records the result, all under one deployment-wide Redis lock, so every
 worker's cron, the reminder event and `ringsync subscribe` can race without ever making two.
-A recorded gap queues the full resync that repairs it.
+A recorded gap queues the full resync that repairs it. The same check turns what receivers
+refused while Redis was away (`events.refusals`) into gaps, first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from events.queue import RESYNC
+from events.refusals import REFUSED, Refused, refusals_key
 from workers import subscription_store
 from workers.context import Deps, deps
 from workers.errors import ApiError
@@ -53,6 +58,7 @@ class Outcome:
     deleted: tuple[str, ...] = ()
     gap: str | None = None
     resync_queued: bool = False
+    refused: int = 0  # receivers' reports of refused notifications, each recorded as a gap
 
 
 async def ensure_subscription(d: Deps, *, wait: float = LOCK_WAIT) -> Outcome:
@@ -69,9 +75,11 @@ async def ensure_subscription(d: Deps, *, wait: float = LOCK_WAIT) -> Outcome:
     wanted = Wanted.from_settings(settings)
     async with RedisLock(d.redis, settings.key("lock", "subscription"), wait=wait):
         account_id = await d.account_id()
+        refused = await _repair_refusals(d, account_id)
         facts = await _read_facts(d, account_id)
         plan = decide(facts, wanted)
-        return await _carry_out(d, account_id, plan, facts, wanted)
+        outcome = await _carry_out(d, account_id, plan, facts, wanted)
+        return dataclasses.replace(outcome, refused=refused)
 
 
 async def _read_facts(d: Deps, account_id: str) -> Facts:
@@ -137,7 +145,8 @@ async def _carry_out(d: Deps, account_id: str, plan: Plan, facts: Facts, wanted:
     deleted += await _delete(d, plan.delete_after)
     queued = False
     if plan.gap is not None:
-        queued = await _repair(d, account_id, plan)
+        gap = subscription_store.Gap(plan.gap_started_at, _now(), plan.gap)
+        queued = await _repair(d, account_id, gap)
     log.info(
         "subscription checked",
         extra={
@@ -158,9 +167,8 @@ async def _delete(d: Deps, ids: Sequence[str]) -> tuple[str, ...]:
     return tuple(ids)
 
 
-async def _repair(d: Deps, account_id: str, plan: Plan) -> bool:
+async def _repair(d: Deps, account_id: str, gap: subscription_store.Gap) -> bool:
     """Record the gap and queue the full resync that repairs it (one at a time)."""
-    gap = subscription_store.Gap(plan.gap_started_at, _now(), plan.gap or "")
     await subscription_store.record_gap(d.store, account_id, gap)
     queued = await d.queue.enqueue(RESYNC, "gap", job_id=d.settings.key("resync", "gap"))
     log.warning(
@@ -191,9 +199,31 @@ async def renew_subscription(ctx: dict[str, Any], reason: str = "cron") -> str:
             metrics.subscription_expires(outcome.expires_at)
             if outcome.gap is not None:
                 metrics.gaps.labels(outcome.gap).inc()
+            if outcome.refused:
+                metrics.gaps.labels(REFUSED).inc(outcome.refused)
         return outcome.action.value
 
     return await guarded(ctx, "renew_subscription", {"reason": reason}, work)
+
+
+async def _repair_refusals(d: Deps, account_id: str) -> int:
+    """Record a gap for each report of notifications a receiver refused, and queue the resync.
+
+    A report leaves Redis only once its gap is recorded and the resync queued.
+    """
+    key = refusals_key(d.settings)
+    reports: dict[bytes, bytes] = await d.redis.hgetall(key)  # type: ignore[misc]
+    for raw in reports.values():
+        try:
+            refused = Refused.model_validate_json(raw)
+        except ValidationError:
+            log.warning("unreadable report of refused notifications dropped")
+            continue
+        gap = subscription_store.Gap(refused.started_at, refused.ended_at, REFUSED)
+        await _repair(d, account_id, gap)
+    if reports:
+        await d.redis.hdel(key, *(field.decode() for field in reports))  # type: ignore[misc]
+    return len(reports)
 
 
 def _now() -> datetime:

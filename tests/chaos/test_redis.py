@@ -1,8 +1,10 @@
 """Redis goes away under load: the test's own redis-server (AOF, appendfsync everysec).
 
-Graceful restart: the receiver answers 503 while Redis is down (RingCentral never resends those,
-so a resync repairs them) and no notification it acknowledged is lost. A SIGKILL may lose the
-last second of queued work; the resync still brings the mirror back to the truth.
+Graceful restart: the receiver answers 503 while Redis is down (RingCentral never resends those)
+and no notification it acknowledged is lost; once Redis is back the receiver reports what it
+refused, the gap is recorded and the resync it queues repairs the rest, with nobody's help. A
+SIGKILL may lose the last second of queued work; a resync still brings the mirror back to the
+truth.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from tests.chaos.conftest import MakeRig
 from tests.chaos.load import ChangeStream
 from tests.chaos.rig import Rig, eventually
 from tests.fixtures.services import PrivateRedis
+from workers import subscription_store
+from workers.subscription_store import Gap
 
 pytestmark = pytest.mark.chaos
 
@@ -57,15 +61,25 @@ async def redis_down_under_load(rig: Rig, server: PrivateRedis, *, kill: bool) -
     return stream
 
 
-async def test_redis_restarted_gracefully_loses_no_acknowledged_notification(
+async def refused_gap(rig: Rig) -> Gap | None:
+    """The gap recorded for what the receiver refused, once there is one."""
+    gaps = await subscription_store.list_gaps(rig.store, rig.account_id)
+    return next((gap for gap in gaps if gap.reason == "refused"), None)
+
+
+async def test_redis_restarted_gracefully_loses_nothing_and_repairs_what_was_refused(
     own_redis: PrivateRedis, make_rig: MakeRig
 ) -> None:
     rig = await make_rig(users=20, redis_url=own_redis.url)
     await redis_down_under_load(rig, own_redis, kill=False)
     assert await rig.no_acknowledged_loss(within=30) > 0
     assert await refused(rig) > 0
-    await rig.resync()  # the 503-refused notifications are never resent: the resync repairs them
+    # The 503-refused notifications are never resent: a gap, and the resync it queued.
+    gap = await eventually(lambda: refused_gap(rig), within=20, what="a gap for the refusals")
+    assert gap.started_at is not None
+    assert gap.ended_at is not None
     await rig.converged(within=30)
+    assert rig.worker_lines(":resync:gap:resync('gap')"), "the gap's resync should have run"
     assert await rig.delivered_exactly_once() > 0
 
 
