@@ -1,15 +1,24 @@
 """Alembic migrations for the identity store, configured in code (no alembic.ini at run time).
 
 `workers.database.upgrade(url)` is the way to apply them: it takes the cross-process lock and
-hands its connection to `run_upgrade`.
+hands its connection to `run_upgrade`. The revisions import nothing of the application's (their
+column types live, frozen, in `migrations.types`), so the application depends on this package and
+never the reverse. A developer who changed `workers.tables` writes the next revision with
+
+    python -c 'import migrations as m, workers.tables as t; m.write_revision("x", t.metadata)'
+
+(x says what changed), then reads it through before committing it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:
@@ -58,3 +67,34 @@ def current_revision(connection: Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def write_revision(message: str, target_metadata: MetaData, directory: Path | None = None) -> Path:
+    """Write the next revision: what `target_metadata` has that the newest revision lacks.
+
+    It compares with a scratch SQLite database brought to the newest revision, and writes into
+    `versions/` (or into `directory`). Autogenerate misses some changes (renames, server
+    defaults); read the result.
+    """
+    from alembic import command
+    from alembic.script import Script, ScriptDirectory
+
+    with tempfile.TemporaryDirectory() as scratch:
+        cfg = config(f"sqlite+aiosqlite:///{Path(scratch) / 'head.db'}")
+        command.upgrade(cfg, HEAD)
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        if directory is not None:
+            versions = Path(__file__).parent / "versions"
+            cfg.set_main_option(
+                "version_locations", os.pathsep.join((str(versions), str(directory)))
+            )
+        cfg.attributes["target_metadata"] = target_metadata
+        script = command.revision(
+            cfg,
+            message,
+            autogenerate=True,
+            rev_id=f"{int(head or 0) + 1:04d}",
+            version_path=None if directory is None else str(directory),
+        )
+    assert isinstance(script, Script)  # one revision, on one head
+    return Path(script.path)

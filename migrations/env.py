@@ -1,26 +1,52 @@
-"""Alembic's entry point: runs on a connection handed in by `run_upgrade`, or on its own async
-engine when invoked through Alembic's command line."""
+"""Alembic's entry point. It imports nothing of the application's: what it works on comes in
+through `config.attributes`, and the application calls in, never the other way round.
+
+- `connection`: a connection inside the caller's transaction (`run_upgrade`, which
+  `workers.database.upgrade` calls with its cross-process lock held) — how migrations run.
+- otherwise an engine of its own on `sqlalchemy.url` (`config(url)`), for `write_revision`.
+- `target_metadata`: the tables autogenerate compares the database with; only it needs them.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import pool
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from workers.database import create_engine
-from workers.tables import metadata
+from migrations import types
+
+
+def _render_item(kind: str, obj: Any, autogen: AutogenContext) -> str | Literal[False]:
+    """Write the application's own column types as this package's frozen copies."""
+    name = type(obj).__name__
+    if (
+        kind == "type"
+        and not type(obj).__module__.startswith("sqlalchemy")
+        and hasattr(types, name)
+    ):
+        autogen.imports.add(f"from migrations.types import {name}")
+        return f"{name}()"
+    return False
 
 
 def _migrate(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=context.config.attributes.get("target_metadata"),
+        compare_type=True,
+        render_item=_render_item,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
 
 async def _migrate_own_engine(url: str) -> None:
-    engine = create_engine(url)
+    engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as conn:
             await conn.run_sync(_migrate)
@@ -29,22 +55,15 @@ async def _migrate_own_engine(url: str) -> None:
         await engine.dispose()
 
 
-def _url() -> str:
-    url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
-    return url or "sqlite+aiosqlite:///ringsync.db"
-
-
 def main() -> None:
-    if context.is_offline_mode():
-        context.configure(url=_url(), target_metadata=metadata, literal_binds=True)
-        with context.begin_transaction():
-            context.run_migrations()
-        return
     connection = context.config.attributes.get("connection")
     if isinstance(connection, Connection):
         _migrate(connection)
-    else:
-        asyncio.run(_migrate_own_engine(_url()))
+        return
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no connection and no sqlalchemy.url: use migrations.config(url)")
+    asyncio.run(_migrate_own_engine(url))
 
 
 main()

@@ -13,13 +13,13 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import Column, Integer, MetaData, Table, inspect
 from sqlalchemy.engine import Connection
 
 import migrations
 from workers.database import create_engine
 from workers.store import Store, upgrade
-from workers.tables import metadata
+from workers.tables import UtcDateTime, metadata
 
 HEAD = ScriptDirectory.from_config(migrations.config()).get_current_head()
 
@@ -112,3 +112,20 @@ def test_downgrade_removes_everything(empty_database_url: str) -> None:
     revision, names, _ = asyncio.run(_inspect(empty_database_url))
     assert revision is None
     assert not set(metadata.tables) & names
+
+
+def test_write_revision_writes_only_what_the_tables_gained(tmp_path: Path) -> None:
+    grown = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.tables.values():
+        table.to_metadata(grown)
+    Table("probes", grown, Column("id", Integer, primary_key=True), Column("at", UtcDateTime))
+
+    written = migrations.write_revision("probes", grown, directory=tmp_path)
+
+    text = written.read_text()
+    assert written.parent == tmp_path
+    assert f"down_revision: str | None = {HEAD!r}" in text
+    assert "from migrations.types import UtcDateTime" in text
+    assert "workers" not in text
+    assert text.count("op.create_table(") == 1
+    assert "op.create_table('probes'," in text

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from migrations import run_upgrade
+
 log = logging.getLogger(__name__)
 
 # How long SQLite waits for another process's write lock, and PostgreSQL for a connection.
@@ -131,8 +133,6 @@ async def upgrade(database_url: str) -> None:
     The whole upgrade runs in one transaction that first takes a lock (an advisory lock on
     PostgreSQL, the write lock on SQLite), so the second process waits, then finds it done.
     """
-    from migrations import run_upgrade
-
     engine = create_engine(database_url)
     try:
         async with write_transaction(engine) as conn:

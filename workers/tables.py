@@ -1,4 +1,4 @@
-"""The identity store's schema as SQLAlchemy Core tables, shared by the store and the migrations.
+"""The identity store's schema as SQLAlchemy Core tables; the migrations build the same schema.
 
 Every row carries `account_id` so several RingCentral accounts can share one store later.
 Timestamps are timezone-aware UTC on both databases (see `UtcDateTime`), and JSON columns use

@@ -9,24 +9,16 @@ Create Date: 2026-11-23
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
-from workers.tables import UtcDateTime
+from migrations.types import UtcDateTime, portable_json
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-
-def _json() -> sa.types.TypeEngine[Any]:
-    return sa.JSON(none_as_null=True).with_variant(
-        postgresql.JSONB(none_as_null=True), "postgresql"
-    )
 
 
 def _id() -> sa.Column[int]:
@@ -57,7 +49,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(32)),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("international_calling", sa.Boolean()),
-        sa.Column("raw", _json()),
+        sa.Column("raw", portable_json()),
         _time("observed_at"),
         _time("first_seen_at"),
         _time("updated_at"),
@@ -76,7 +68,7 @@ def upgrade() -> None:
         _time("changed_at"),
         sa.Column("old_state", sa.String(16)),
         sa.Column("new_state", sa.String(16)),
-        sa.Column("diffs", _json(), nullable=False),
+        sa.Column("diffs", portable_json(), nullable=False),
         sa.Column("cause", sa.Text()),
         sa.PrimaryKeyConstraint("id", name="pk_user_changes"),
     )
@@ -111,7 +103,7 @@ def upgrade() -> None:
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
         _time("occurred_at"),
-        sa.Column("payload", _json(), nullable=False),
+        sa.Column("payload", portable_json(), nullable=False),
         sa.Column("cause", sa.Text()),
         _time("created_at"),
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),
@@ -129,7 +121,7 @@ def upgrade() -> None:
         _id(),
         _account(nullable=True),
         sa.Column("job", sa.String(128), nullable=False),
-        sa.Column("arguments", _json(), nullable=False),
+        sa.Column("arguments", portable_json(), nullable=False),
         sa.Column("error", sa.Text(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         _time("created_at"),
@@ -143,7 +135,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(128), nullable=False),
         _account(),
         sa.Column("address", sa.Text(), nullable=False),
-        sa.Column("event_filters", _json(), nullable=False),
+        sa.Column("event_filters", portable_json(), nullable=False),
         sa.Column("status", sa.String(32), nullable=False),
         _time("expiration_time", nullable=True),
         sa.Column("token_hash", sa.String(128)),
@@ -173,7 +165,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(64), nullable=False),
         _account(),
         _time("created_at"),
-        sa.Column("deprovision_ids", _json(), nullable=False),
+        sa.Column("deprovision_ids", portable_json(), nullable=False),
         sa.Column("ratio", sa.Float(), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_resync_plans"),
