@@ -18,8 +18,6 @@ from events.queue import Queue
 from events.settings import Settings
 from workers.budget import GroupBudget
 from workers.coalesce import Coalescer
-from workers.courier import Courier
-from workers.delivery_metrics import DeliveryMetrics
 from workers.endpoint import Endpoint
 from workers.metrics import WorkerMetrics
 from workers.ringcentral import RingCentral
@@ -104,10 +102,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     redis: Redis = ctx["redis"]
     store = await Store.open(settings.database_url)
     metrics = ctx["metrics"] = WorkerMetrics()
-    courier = ctx.get("courier")
-    if isinstance(courier, Courier):
-        # Delivery metrics are served beside the worker's own, on RINGSYNC_METRICS_PORT.
-        courier.metrics = DeliveryMetrics(metrics.registry)
     endpoint = ctx["endpoint"] = Endpoint(metrics.registry)
     await endpoint.start(settings.metrics_host, settings.metrics_port)
     ctx["deps"] = Deps(

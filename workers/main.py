@@ -17,6 +17,7 @@ from events.settings import Settings
 from workers.context import shutdown, startup
 from workers.courier import Courier, close_courier
 from workers.delivery import deliver, sweep_deliveries
+from workers.delivery_metrics import DeliveryMetrics
 from workers.failures import ARQ_MAX_TRIES, bounded
 from workers.ingest import ingest
 from workers.lease import lease_seconds, renewed
@@ -114,6 +115,15 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     return jobs
 
 
+async def start(ctx: dict[str, Any]) -> None:
+    """arq's on_startup: the shared dependencies, and the delivery metrics beside the worker's."""
+    await startup(ctx)
+    courier = ctx.get("courier")
+    if isinstance(courier, Courier):
+        # Served with the worker's own metrics, on RINGSYNC_METRICS_PORT.
+        courier.metrics = DeliveryMetrics(ctx["metrics"].registry)
+
+
 async def stop(ctx: dict[str, Any]) -> None:
     """arq's on_shutdown: close the delivery HTTP client, then the shared dependencies."""
     try:
@@ -129,7 +139,7 @@ def worker_settings(settings: Settings, *, burst: bool = False) -> dict[str, Any
         "cron_jobs": cron_jobs(settings),
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.queue_name,
-        "on_startup": startup,
+        "on_startup": start,
         "on_shutdown": stop,
         "on_job_start": on_job_start,
         "ctx": {"settings": settings, "courier": Courier()},
