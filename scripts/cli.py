@@ -27,7 +27,7 @@ COMMAND_MODULES = (
     "scripts.users",
     "scripts.subscribe",
     "scripts.db",
-    "scripts.sandbox.command",
+    "scripts.sandbox_cli",
     "scripts.resync",
     "scripts.replay",
     "scripts.status",

@@ -1,27 +1,28 @@
-"""`ringsync sandbox [--port 8090] [--users N] [--rate-limits default|off|FILE.json] [--host H]`:
-run the RingCentral look-alike until interrupted.
+"""Running the look-alike as a process until interrupted: its arguments, and `python -m` on it.
 
 It accepts the credentials in RC_APP_CLIENT_ID, RC_APP_CLIENT_SECRET and RC_USER_JWT, so ringsync
 started with the same environment simply works; when they are unset it makes some up and prints
 them (this is a local test server: printing its own invented credentials is the point).
+`ringsync sandbox` runs the same `serve`, with the credentials from ringsync's settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from events.settings import Settings
 from scripts.sandbox.server import SandboxServer
 
+CREDENTIALS = ("RC_APP_CLIENT_ID", "RC_APP_CLIENT_SECRET", "RC_USER_JWT")
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("sandbox", help="run the RingCentral look-alike")
-    add_arguments(parser)
-    parser.set_defaults(run=run)
+
+class UsageError(Exception):
+    """A bad argument: its message is one line for the person who gave it."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,32 +37,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    from scripts.cli import Failure
-
+def serve(args: argparse.Namespace, credentials: dict[str, str]) -> int:
+    """Serve until SIGINT or SIGTERM, with the given (non-empty) credentials or invented ones."""
     limits = args.rate_limits
     if limits not in ("default", "off") and not Path(limits).is_file():
-        raise Failure(f"--rate-limits: no such file: {limits}")
+        raise UsageError(f"--rate-limits: no such file: {limits}")
     try:
         server = SandboxServer(
             users=args.users,
             rate_limits=limits,
             host=args.host,
             port=args.port,
-            client_id=settings.rc_client_id or None,
-            client_secret=settings.rc_client_secret.get_secret_value() or None,
-            jwt=settings.rc_jwt.get_secret_value() or None,
+            client_id=credentials.get("RC_APP_CLIENT_ID") or None,
+            client_secret=credentials.get("RC_APP_CLIENT_SECRET") or None,
+            jwt=credentials.get("RC_USER_JWT") or None,
         )
     except (ValueError, TypeError) as exc:
-        raise Failure(f"--rate-limits {limits}: {exc}") from exc
-    given = {
-        "RC_APP_CLIENT_ID": bool(settings.rc_client_id),
-        "RC_APP_CLIENT_SECRET": bool(settings.rc_client_secret.get_secret_value()),
-        "RC_USER_JWT": bool(settings.rc_jwt.get_secret_value()),
-    }
+        raise UsageError(f"--rate-limits {limits}: {exc}") from exc
+    invented = [name for name in CREDENTIALS if not credentials.get(name)]
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(server, [name for name, ok in given.items() if not ok]))
+        runner.run(_serve(server, invented))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m` on this package: the credentials come from the environment."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__package__}", description="Run the RingCentral look-alike."
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return serve(args, {name: os.environ.get(name, "") for name in CREDENTIALS})
+    except UsageError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

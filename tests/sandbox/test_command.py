@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from scripts.cli import main
+from scripts.sandbox import command
 from scripts.sandbox.oauth import JWT_GRANT
 from tests.fixtures.services import free_port
 
@@ -95,3 +96,11 @@ def test_bad_rate_limit_file_is_one_clear_line(
     err = capsys.readouterr().err
     assert err.startswith("ringsync sandbox: --rate-limits")
     assert "Traceback" not in err
+
+
+def test_standalone_bad_rate_limit_file_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert command.main(["--rate-limits", "no-such-file.json"]) == 1
+    err = capsys.readouterr().err
+    assert err == "sandbox: --rate-limits: no such file: no-such-file.json\n"
