@@ -13,7 +13,7 @@ from scripts.db import run_against_store
 from workers.lifecycle import State
 from workers.store import MirroredUser, Store
 
-# The `--json` contract (DESIGN), then what else helps a reader.
+# The fields `users --json` promises to keep, then what else helps a reader.
 _JSON_FIELDS = (
     "extension_id",
     "account_id",

@@ -12,9 +12,9 @@ two reads is newer. RingCentral's `Date` header would also be shared, but it cou
 seconds (two reads within one second would tie) and comes from many servers.
 
 Each group keeps a log of send times (a sorted set) and a hash with its limit, its window and
-a penalty end. Limits start at DESIGN's defaults and follow `X-Rate-Limit-*` headers. A 429 sets a
-penalty during which the script refuses every take: RingCentral restarts the penalty on any
-request sent during it, so nothing may go out until it is over.
+a penalty end. Limits start at RingCentral's documented defaults and follow `X-Rate-Limit-*`
+headers. A 429 sets a penalty during which the script refuses every take: RingCentral restarts
+the penalty on any request sent during it, so nothing may go out until it is over.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from workers.errors import RateLimited
 
 log = logging.getLogger(__name__)
 
-# (requests, window seconds) per group: DESIGN's defaults until RingCentral's headers say more.
+# (requests, window seconds) per group: documented defaults until RingCentral's headers say more.
 DEFAULT_LIMITS: dict[str, tuple[int, float]] = {
     "light": (50, 60.0),
     "medium": (40, 60.0),

@@ -1,6 +1,6 @@
 """A user's lifecycle: RingCentral statuses mapped to our states, and the event each move emits.
 
-This is the table in DESIGN ("Lifecycle transitions and the events they emit") written as code,
+This is the README's table ("Offboarding: what downstream hears") written as code, in full,
 so the decision in `workers.reconcile` and its tests read the same facts.
 """
 
@@ -48,7 +48,7 @@ _MOVES: Final = {
     (State.PENDING, State.SUSPENDED): EventType.SUSPENDED,
     (State.SUSPENDED, State.ACTIVE): EventType.REACTIVATED,
     (State.SUSPENDED, State.PENDING): EventType.UPDATED,
-    # Not in DESIGN's table; an admin can move a user back to "not activated". Downstream only
+    # Not in the README's table; an admin can move a user back to "not activated". Downstream only
     # needs to know the profile moved, as for suspended → pending.
     (State.ACTIVE, State.PENDING): EventType.UPDATED,
 }

@@ -4,7 +4,7 @@ stored, what row do we keep, what changed, and what must downstream hear?
 No I/O here. Jobs read RingCentral and the store, call `decide`, and hand the `Decision` to the
 store, which writes it in one transaction (and decides again if the row moved in between).
 
-Rules beyond DESIGN's transition table, chosen here:
+Rules beyond the transition table (`workers.lifecycle`), chosen here:
 - A deprovisioned row keeps the profile of the person who left (so offboarding knows who it
   was); later reads of the still-unassigned or deleted extension only refresh status, type and
   raw, and emit nothing.
@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from workers.lifecycle import LIVE, EventType, State, state_for, transition_event
 
-# Profile fields: a change in a live state is a `user.updated` (DESIGN's list).
+# Profile fields: a change in a live state is a `user.updated`.
 PROFILE_FIELDS: Final = (
     "extension_number",
     "first_name",
