@@ -1,4 +1,4 @@
-"""The receiver fuzz property of tests/test_fuzz_receiver.py, at scale: 100,000+ cases.
+"""The receiver fuzz property of tests/events/test_fuzz_receiver.py, at scale: 100,000+ cases.
 
     python -m bench.fuzz [--cases 100000] [--raw 10000] [--json FILE]
 
@@ -26,7 +26,7 @@ import redis
 
 from bench.stack import free_port
 from events.settings import Settings
-from tests.test_fuzz_receiver import LIMIT, TOKEN, Probe, run_property, run_raw_property
+from tests.events.test_fuzz_receiver import LIMIT, TOKEN, Probe, run_property, run_raw_property
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHUNK = 2_500

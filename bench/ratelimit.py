@@ -2,7 +2,7 @@
 
     python -m bench.ratelimit [--seconds 120] [--users 100] [--tasks 4]
 
-Starts the sandbox in its own process (`python -m scripts.sandbox --rate-limits default`), then
+Starts the sandbox in its own process (`python -m sandbox --rate-limits default`), then
 two processes that each run `--tasks` Light readers (`get_extension`) and as many Medium readers
 (one extension list page) as fast as the shared budget lets them. At the end it reads the
 sandbox's call log and prints the 429s received (goal: 0) and, per group, the requests answered
@@ -28,9 +28,9 @@ import httpx
 import redis.asyncio as aioredis
 
 from events.settings import Settings
-from workers.budget import DEFAULT_LIMITS
-from workers.errors import RateLimited, TransientError
-from workers.ringcentral import RingCentral
+from workers.ringcentral.budget import DEFAULT_LIMITS
+from workers.ringcentral.client import RingCentral
+from workers.ringcentral.errors import RateLimited, TransientError
 
 CLIENT_ID = "bench-client"
 CLIENT_SECRET = "bench-secret-value"
@@ -108,7 +108,7 @@ def _free_port() -> int:
 def _start_sandbox(port: int, users: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(RC_APP_CLIENT_ID=CLIENT_ID, RC_APP_CLIENT_SECRET=CLIENT_SECRET, RC_USER_JWT=JWT)
-    command = [sys.executable, "-m", "scripts.sandbox", "--port", str(port)]
+    command = [sys.executable, "-m", "sandbox", "--port", str(port)]
     command += ["--users", str(users), "--rate-limits", "default"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

@@ -36,11 +36,11 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from events.settings import Settings
+from sandbox.tokens import Credentials
 from scripts.connections import open_deps
-from scripts.sandbox.tokens import Credentials
 from tests.fixtures.services import free_port
 from workers.context import LISTING_WAIT
-from workers.resync import run_resync
+from workers.resync.run import run_resync
 
 PER_PAGE = 1000
 MEDIUM_PER_MINUTE = 40
@@ -63,7 +63,7 @@ def peak_rss_mb() -> float:
 def start_sandbox(port: int, users: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The sandbox in its own process, default rate limits."""
     return subprocess.Popen(
-        [sys.executable, "-m", "scripts.sandbox", "--port", str(port), "--users", str(users),
+        [sys.executable, "-m", "sandbox", "--port", str(port), "--users", str(users),
          "--rate-limits", "default"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -15,8 +15,8 @@ import time
 import httpx
 import orjson
 
-from scripts.sandbox.oauth import JWT_GRANT
-from scripts.sandbox.server import SandboxServer
+from sandbox.oauth import JWT_GRANT
+from sandbox.server import SandboxServer
 
 PER_PAGE = 1000
 

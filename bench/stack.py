@@ -27,9 +27,9 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 
 from events.settings import Settings
-from scripts.sandbox.server import SandboxServer
-from workers.ringcentral import RingCentral
-from workers.store import Store
+from sandbox.server import SandboxServer
+from workers.ringcentral.client import RingCentral
+from workers.store.identity import Store
 
 TOKEN = "bench-verification-token"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

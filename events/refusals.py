@@ -4,8 +4,8 @@ RingCentral never sends a notification again after a 503: what a receiver refuse
 a resync repairs it. So the receiver remembers, in memory, when it first refused since its last
 report, and a probe tries every second to write that down in Redis (one hash field per report,
 so a write retried is the same write) and to queue a subscription check. That check
-(`workers.renewal`) records the gap and queues the full resync that repairs it, as for a
-blacklisted subscription. Nothing here slows a request: a refusal costs a counter.
+(`workers.subscription.renewal`) records the gap and queues the full resync that repairs it, as for
+a blacklisted subscription. Nothing here slows a request: a refusal costs a counter.
 
 A receiver stopped or restarted while Redis is still away forgets what it refused (it says so in
 its log); the daily full resync (RINGSYNC_RESYNC_AT) repairs that, as it repairs the last second

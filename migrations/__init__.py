@@ -1,11 +1,11 @@
 """Alembic migrations for the identity store, configured in code (no alembic.ini at run time).
 
-`workers.database.upgrade(url)` is the way to apply them: it takes the cross-process lock and
+`workers.store.engine.upgrade(url)` is the way to apply them: it takes the cross-process lock and
 hands its connection to `run_upgrade`. The revisions import nothing of the application's (their
 column types live, frozen, in `migrations.types`), so the application depends on this package and
-never the reverse. A developer who changed `workers.tables` writes the next revision with
+never the reverse. A developer who changed `workers.store.tables` writes the next revision with
 
-    python -c 'import migrations as m, workers.tables as t; m.write_revision("x", t.metadata)'
+    python -c 'import migrations as m, workers.store.tables as t; m.write_revision("x", t.metadata)'
 
 (x says what changed), then reads it through before committing it.
 """

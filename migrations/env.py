@@ -2,7 +2,7 @@
 through `config.attributes`, and the application calls in, never the other way round.
 
 - `connection`: a connection inside the caller's transaction (`run_upgrade`, which
-  `workers.database.upgrade` calls with its cross-process lock held) — how migrations run.
+  `workers.store.engine.upgrade` calls with its cross-process lock held) — how migrations run.
 - otherwise an engine of its own on `sqlalchemy.url` (`config(url)`), for `write_revision`.
 - `target_metadata`: the tables autogenerate compares the database with; only it needs them.
 """

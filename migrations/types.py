@@ -1,8 +1,8 @@
 """Column types the revisions build with, owned here and frozen.
 
 A revision must build the same schema (and write the same values) next year as today, so it never
-imports the application's tables: when `workers.tables` changes a type, it is a new revision that
-says so. Each type here keeps the behaviour it had when a revision first used it.
+imports the application's tables: when `workers.store.tables` changes a type, it is a new revision
+that says so. Each type here keeps the behaviour it had when a revision first used it.
 """
 
 from __future__ import annotations

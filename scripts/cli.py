@@ -27,7 +27,7 @@ COMMAND_MODULES = (
     "scripts.users",
     "scripts.subscribe",
     "scripts.db",
-    "scripts.sandbox_cli",
+    "scripts.sandbox",
     "scripts.resync",
     "scripts.replay",
     "scripts.status",

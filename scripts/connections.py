@@ -16,9 +16,9 @@ from events.settings import Settings
 from scripts.cli import Failure
 from workers.coalesce import Coalescer
 from workers.context import Deps
-from workers.errors import RingCentralError
-from workers.ringcentral import RingCentral
-from workers.store import Store
+from workers.ringcentral.client import RingCentral
+from workers.ringcentral.errors import RingCentralError
+from workers.store.identity import Store
 
 
 def safe_url(url: str) -> str:

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from events.settings import Settings
 from scripts.cli import Failure
-from workers.store import upgrade
+from workers.store.identity import upgrade
 
 T = TypeVar("T")
 

@@ -29,8 +29,8 @@ from scripts.connections import open_deps
 from scripts.demo_stack import Stack, running_stack
 from workers.context import LISTING_WAIT, Deps
 from workers.lifecycle import state_for
-from workers.renewal import ensure_subscription
-from workers.resync import run_resync
+from workers.resync.run import run_resync
+from workers.subscription.renewal import ensure_subscription
 
 USERS = 20
 STEP_WITHIN = 20.0

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from scripts.sandbox.server import start_uvicorn
+from sandbox.server import start_uvicorn
 
 
 @dataclass(frozen=True)

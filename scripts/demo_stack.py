@@ -24,10 +24,10 @@ from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from events.settings import Settings
+from sandbox.tokens import Credentials
 from scripts.cli import Failure
 from scripts.connections import safe_url
 from scripts.demo_sink import Sink
-from scripts.sandbox.tokens import Credentials
 
 START_WITHIN = 30.0
 STOP_GRACE = 3.0
@@ -139,7 +139,7 @@ async def running_stack(given: Settings, *, users: int) -> AsyncIterator[Stack]:
             stack.callback(_stop_all, demo)
             sandbox_port = int(settings.rc_server_url.rsplit(":", 1)[1])
             receiver_port = int(settings.webhook_url.split(":")[2].split("/")[0])
-            _spawn(demo, "sandbox", "-m", "scripts.sandbox", "--port", str(sandbox_port),
+            _spawn(demo, "sandbox", "-m", "sandbox", "--port", str(sandbox_port),
                    "--users", str(users), "--rate-limits", "default")  # fmt: skip
             _spawn(demo, "receiver", "-m", "scripts.cli", "serve", "--port", str(receiver_port))
             _spawn(demo, "worker", "-m", "scripts.cli", "worker")

@@ -26,10 +26,10 @@ from events.settings import Settings
 from scripts.cli import Failure
 from scripts.connections import open_deps
 from workers.context import Deps
-from workers.delivery import endpoints, label
-from workers.delivery_holds import NotSkippable
-from workers.delivery_store import DeliveryStore
-from workers.outbox import replay_outbox, skip_delivery
+from workers.delivery.deliver import endpoints, label
+from workers.delivery.holds import NotSkippable
+from workers.delivery.outbox import replay_outbox, skip_delivery
+from workers.delivery.store import DeliveryStore
 from workers.replay import replay_dead_letters, replay_users, stored_notifications
 
 WORKER_NOTE = "queued: a running `ringsync worker` carries them out"

@@ -23,8 +23,8 @@ from events.settings import Settings
 from scripts.cli import Failure
 from scripts.connections import open_deps
 from workers.context import LISTING_WAIT
-from workers.errors import RingCentralError
-from workers.resync import PlanRefused, Summary, approve_plan, run_resync
+from workers.resync.run import PlanRefused, Summary, approve_plan, run_resync
+from workers.ringcentral.errors import RingCentralError
 
 # What a plan id may look like (a resync's id); anything else is a usage error, not a lookup.
 _PLAN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

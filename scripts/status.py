@@ -25,14 +25,14 @@ from sqlalchemy import func, select
 from events.queue import IN_PROGRESS_KEY_PREFIX
 from events.settings import Settings
 from scripts.connections import open_redis, open_store
-from workers import tables
-from workers.delivery import label
-from workers.delivery_holds import holds
-from workers.outbox import delivery_counts
-from workers.resync_store import pending_plans
-from workers.ringcentral import RingCentral
-from workers.store import Store
-from workers.subscription_store import subscription_status
+from workers.delivery.deliver import label
+from workers.delivery.holds import holds
+from workers.delivery.outbox import delivery_counts
+from workers.resync.store import pending_plans
+from workers.ringcentral.client import RingCentral
+from workers.store import tables
+from workers.store.identity import Store
+from workers.subscription.store import subscription_status
 
 OLDEST_JOB_LIMIT: Final = 300.0
 # Jobs looked at for "in progress" (arq keeps running jobs in the queue, at the lowest scores).

@@ -13,9 +13,9 @@ import orjson
 from events.settings import Settings
 from scripts.cli import Failure, require_verification_token
 from scripts.connections import open_deps
-from workers.errors import ApiError
 from workers.lock import LockTimeout
-from workers.renewal import Outcome, ensure_subscription
+from workers.ringcentral.errors import ApiError
+from workers.subscription.renewal import Outcome, ensure_subscription
 
 MISSING_ADDRESS = (
     "RINGSYNC_WEBHOOK_URL is not set: the public address of `ringsync serve`'s /webhook"

@@ -11,7 +11,7 @@ import orjson
 from events.settings import Settings
 from scripts.db import run_against_store
 from workers.lifecycle import State
-from workers.store import MirroredUser, Store
+from workers.store.identity import MirroredUser, Store
 
 # The fields `users --json` promises to keep, then what else helps a reader.
 _JSON_FIELDS = (

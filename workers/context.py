@@ -16,12 +16,12 @@ from redis.exceptions import RedisError
 
 from events.queue import Queue
 from events.settings import Settings
-from workers.budget import GroupBudget
 from workers.coalesce import Coalescer
 from workers.endpoint import Endpoint
 from workers.metrics import WorkerMetrics
-from workers.ringcentral import RingCentral
-from workers.store import Store
+from workers.ringcentral.budget import GroupBudget
+from workers.ringcentral.client import RingCentral
+from workers.store.identity import Store
 
 log = logging.getLogger(__name__)
 

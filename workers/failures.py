@@ -5,10 +5,11 @@ with a growing, jittered delay; permanent ones, and transient ones that outlived
 written to `dead_letters` with the arguments needed to replay them. One bad user never blocks
 the others: each job fails alone.
 
-Nothing is given up while our own database or Redis is away (`workers.errors.unreachable`): such
-a job stays queued, tried again every `BACKOFF[-1]` seconds for as long as the outage lasts, and
-so does a job whose dead letter cannot be written. An acknowledged notification therefore waits on
-the Redis queue through a database outage of any length and is ingested once the database is back.
+Nothing is given up while our own database or Redis is away
+(`workers.ringcentral.errors.unreachable`): such a job stays queued, tried again every `BACKOFF[-1]`
+seconds for as long as the outage lasts, and so does a job whose dead letter cannot be written. An
+acknowledged notification therefore waits on the Redis queue through a database outage of any length
+and is ingested once the database is back.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from redis.exceptions import RedisError
 
 from events.settings import Settings
 from workers.context import deps
-from workers.errors import TransientError, classify, unreachable
+from workers.ringcentral.errors import TransientError, classify, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ async def guarded(
     """Run `work`; on failure retry (transient) or dead-letter (permanent / out of tries).
 
     Tries count real failures only: arq's `job_try` (every `Retry` is a failure) plus `failed`,
-    those of earlier jobs that handed this work over without failing (see `workers.refresh`).
+    those of earlier jobs that handed this work over without failing (see `workers.reconcile`).
     """
     job_try: int = ctx.get("job_try", 1) + failed
     extra = {"job": job, "job_id": ctx.get("job_id"), "job_try": job_try, **arguments}

@@ -30,7 +30,7 @@ from workers.coalesce import Marked
 from workers.context import Deps, deps
 from workers.failures import guarded
 from workers.metrics import WorkerMetrics
-from workers.refresh import reconcile_now
+from workers.reconcile import reconcile_now
 
 log = logging.getLogger(__name__)
 

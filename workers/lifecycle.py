@@ -1,7 +1,7 @@
 """A user's lifecycle: RingCentral statuses mapped to our states, and the event each move emits.
 
 This is the README's table ("Offboarding: what downstream hears") written as code, in full,
-so the decision in `workers.reconcile` and its tests read the same facts.
+so the decision in `workers.decide` and its tests read the same facts.
 """
 
 from __future__ import annotations

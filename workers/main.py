@@ -15,17 +15,17 @@ from arq.worker import Function, Worker, func
 from events.queue import DELIVER, INGEST, RECONCILE, RECONCILE_BATCH, RENEW, RESYNC
 from events.settings import Settings
 from workers.context import shutdown, startup
-from workers.courier import Courier, close_courier
-from workers.delivery import deliver, sweep_deliveries
-from workers.delivery_metrics import DeliveryMetrics
+from workers.delivery.courier import Courier, close_courier
+from workers.delivery.deliver import deliver, sweep_deliveries
+from workers.delivery.metrics import DeliveryMetrics
 from workers.failures import ARQ_MAX_TRIES, bounded
 from workers.ingest import ingest
 from workers.lease import lease_seconds, renewed
 from workers.metrics import instrument, on_job_start
-from workers.refresh import reconcile, reconcile_batch
-from workers.renewal import LOCK_WAIT, cron_times, renew_subscription
-from workers.resync import resync
+from workers.reconcile import reconcile, reconcile_batch
+from workers.resync.run import resync
 from workers.retention import PRUNE_AT, prune_old_records
+from workers.subscription.renewal import LOCK_WAIT, cron_times, renew_subscription
 
 # Listings (batch, resync) page through up to 100,000 users at the Medium rate limit.
 LISTING_TIMEOUT = 1800

@@ -32,8 +32,8 @@ from sqlalchemy import select
 
 from events.models import Notification
 from events.queue import RECONCILE
-from workers import tables
-from workers.throttling import group_for
+from workers.ringcentral.throttling import group_for
+from workers.store import tables
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from workers import reconcile
-from workers.resources import Extension
-from workers.resources import Gone as ClientGone
+from workers import decide
+from workers.ringcentral.resources import Extension
+from workers.ringcentral.resources import Gone as ClientGone
 
 # Mirror field -> (object, attribute) it comes from, for knowing what a partial read carries.
 _CONTACT = {
@@ -19,10 +19,10 @@ _CONTACT = {
 
 def observe(
     found: Extension | ClientGone, *, partial: bool = False
-) -> reconcile.Observation | reconcile.Gone:
+) -> decide.Observation | decide.Gone:
     """`partial` (list pages): only fields present in the record count; missing ones are kept."""
     if isinstance(found, ClientGone):
-        return reconcile.Gone(read_at=found.read_at)
+        return decide.Gone(read_at=found.read_at)
     contact = found.contact
     present: frozenset[str] | None = None
     if partial:
@@ -32,7 +32,7 @@ def observe(
         if found.international_calling is not None:
             names.add("international_calling")
         present = frozenset(names)
-    return reconcile.Observation(
+    return decide.Observation(
         read_at=found.read_at,
         status=found.status or "",
         type=found.type or "",

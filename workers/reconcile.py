@@ -1,243 +1,161 @@
-"""The pure decision at the heart of the mirror: given what RingCentral says now and what we
-stored, what row do we keep, what changed, and what must downstream hear?
+"""Reconcile jobs: read an extension's current state and write it through the pure decision.
 
-No I/O here. Jobs read RingCentral and the store, call `decide`, and hand the `Decision` to the
-store, which writes it in one transaction (and decides again if the row moved in between).
+`reconcile` reads one extension (Light group); `reconcile_batch` reads list pages (Medium group,
+1,000 users a request) when many are dirty at once. Both go through the same decision and the
+same one-transaction write, and both record what they covered (see `workers.coalesce`).
 
-Rules beyond the transition table (`workers.lifecycle`), chosen here:
-- A deprovisioned row keeps the profile of the person who left (so offboarding knows who it
-  was); later reads of the still-unassigned or deleted extension only refresh status, type and
-  raw, and emit nothing.
-- A stored user whose extension changes to a type we do not mirror is deprovisioned: as far as
-  downstream is concerned, that user is gone.
-- A status RingCentral has not documented changes nothing (no write), rather than guessing.
-- A move between two statuses of the same state (Disabled → Frozen) is recorded in the history
-  but emits no event; profile changes in a live state emit `user.updated`.
+A reconcile that must wait (a listing under way, another worker reading the user) hands over to
+a fresh job rather than raising arq's `Retry`: every `Retry` counts a try, and tries are the
+failure budget (`workers.failures`), so a long burst of waits followed by one 429 would
+dead-letter a reconcile that never failed. The fresh job carries the count of real failures.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Final
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
 
-from workers.lifecycle import LIVE, EventType, State, state_for, transition_event
+from events.queue import RECONCILE
+from workers.context import Deps, deps, listing_deps
+from workers.decide import Policy
+from workers.delivery.outbox import announce
+from workers.failures import guarded
+from workers.observe import observe
 
-# Profile fields: a change in a live state is a `user.updated`.
-PROFILE_FIELDS: Final = (
-    "extension_number",
-    "first_name",
-    "last_name",
-    "email",
-    "email_as_login",
-    "department",
-    "job_title",
-    "international_calling",
-    "type",
-)
-# Fields whose changes are recorded in the history and carried as diffs.
-TRACKED_FIELDS: Final = (*PROFILE_FIELDS, "status")
-# Profile fields a partial observation may leave out (status and type are always known).
-OPTIONAL_FIELDS: Final = tuple(name for name in PROFILE_FIELDS if name != "type")
+log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Observation:
-    """RingCentral's view of one extension, read at `read_at`: when the request was sent, on
-    Redis's clock (shared by every process; see `workers.budget`), never a time a notification
-    claims nor a host's own clock, since the stale-write guard compares it across processes.
-
-    `present` names the optional fields this read carries; None means a full read, where a
-    missing value really is empty. List pages carry fewer fields than single reads.
-    """
-
-    read_at: datetime
-    status: str
-    type: str
-    extension_number: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    email_as_login: bool | None = None
-    department: str | None = None
-    job_title: str | None = None
-    international_calling: bool | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)
-    present: frozenset[str] | None = None
-
-    @property
-    def partial(self) -> bool:
-        return self.present is not None
-
-    def carries(self, name: str) -> bool:
-        return self.present is None or name in self.present
+def policy(d: Deps, *, baseline: bool = False) -> Policy:
+    return Policy(user_types=frozenset(d.settings.user_types), baseline=baseline)
 
 
-@dataclass(frozen=True)
-class Gone:
-    """RingCentral answered 404 `CMN-102` for the extension (or a complete listing lacked it)."""
-
-    read_at: datetime
-
-
-@dataclass(frozen=True)
-class UserRow:
-    """One stored user, without its key (account id and extension id)."""
-
-    state: State
-    status: str | None
-    type: str | None
-    observed_at: datetime
-    first_seen_at: datetime
-    updated_at: datetime
-    extension_number: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    email_as_login: bool | None = None
-    department: str | None = None
-    job_title: str | None = None
-    international_calling: bool | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)
-    deprovisioned_at: datetime | None = None
-    sequence: int = 0
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What the deployment mirrors, and whether this is an account's baseline resync."""
-
-    user_types: frozenset[str] = frozenset({"User"})
-    baseline: bool = False
-
-
-DEFAULT_POLICY: Final = Policy()
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to write. `row` is None when nothing is written; `observation`, `stored` and `policy`
-    are kept so the store can decide again against the row it finds under its lock."""
-
-    observation: Observation | Gone
-    stored: UserRow | None
-    policy: Policy
-    row: UserRow | None
-    diffs: Mapping[str, tuple[Any, Any]]
-    old_state: State | None
-    new_state: State | None
-    events: tuple[EventType, ...]
-    history: bool
-
-
-def decide(
-    observation: Observation | Gone, stored: UserRow | None, policy: Policy = DEFAULT_POLICY
-) -> Decision:
-    """Decide how `observation` changes the `stored` row (see the module docstring)."""
-    old_state = stored.state if stored is not None else None
-    nothing = Decision(observation, stored, policy, None, {}, old_state, old_state, (), False)
-    if stored is not None and observation.read_at < stored.observed_at:
-        return nothing  # the stale-write guard: an older read never replaces a newer one
-    target = _target_state(observation, policy)
-    if target is None:
-        return nothing
-    if stored is None:
-        if target is State.DEPROVISIONED or not isinstance(observation, Observation):
-            return nothing  # never a user
-        row = _first_row(observation, target)
-        diffs = {name: (None, getattr(row, name)) for name in TRACKED_FIELDS}
-        diffs = {name: pair for name, pair in diffs.items() if pair[1] is not None}
-        events = () if policy.baseline else (EventType.CREATED,)
-        return Decision(observation, stored, policy, row, diffs, None, target, events, True)
-
-    row = _next_row(observation, stored, target)
-    diffs = {
-        name: (getattr(stored, name), getattr(row, name))
-        for name in TRACKED_FIELDS
-        if getattr(stored, name) != getattr(row, name)
-    }
-    changed = bool(diffs) or target != stored.state
-    if changed:
-        row = dataclasses.replace(row, updated_at=observation.read_at)
-    if row == stored:
-        return nothing
-    event = transition_event(stored.state, target)
-    if target == stored.state and target in LIVE and any(n in diffs for n in PROFILE_FIELDS):
-        event = EventType.UPDATED
-    events = (event,) if event is not None else ()
-    return Decision(observation, stored, policy, row, diffs, old_state, target, events, changed)
-
-
-def _target_state(observation: Observation | Gone, policy: Policy) -> State | None:
-    if isinstance(observation, Gone) or observation.type not in policy.user_types:
-        return State.DEPROVISIONED
-    return state_for(observation.status)
-
-
-def _first_row(observation: Observation, state: State) -> UserRow:
-    values = {name: getattr(observation, name) for name in OPTIONAL_FIELDS}
-    return UserRow(
-        state=state,
-        status=observation.status,
-        type=observation.type,
-        observed_at=observation.read_at,
-        first_seen_at=observation.read_at,
-        updated_at=observation.read_at,
-        raw=dict(observation.raw),
-        **values,
-    )
-
-
-def _next_row(observation: Observation | Gone, stored: UserRow, state: State) -> UserRow:
-    """The stored row moved to `state`, taking from `observation` what it may take."""
-    moves: dict[str, Any] = {"state": state, "observed_at": observation.read_at}
-    if state is State.DEPROVISIONED:
-        if stored.state is not State.DEPROVISIONED:
-            moves["deprovisioned_at"] = observation.read_at
-    else:
-        moves["deprovisioned_at"] = None
-    if isinstance(observation, Gone):
-        moves["status"] = None
-        return dataclasses.replace(stored, **moves)
-    moves["status"] = observation.status
-    moves["type"] = observation.type
-    moves["raw"] = (
-        {**stored.raw, **observation.raw} if observation.partial else dict(observation.raw)
-    )
-    if state is not State.DEPROVISIONED:
-        for name in OPTIONAL_FIELDS:
-            if observation.carries(name):
-                moves[name] = getattr(observation, name)
-    return dataclasses.replace(stored, **moves)
-
-
-def event_payload(
-    *,
-    event_type: EventType,
-    event_id: str,
-    account_id: str,
+async def reconcile(
+    ctx: dict[str, Any],
     extension_id: str,
-    sequence: int,
-    decision: Decision,
-    cause: str | None,
-) -> dict[str, Any]:
-    """The outbox payload for one event of `decision` (JSON-ready)."""
-    row = decision.row
-    assert row is not None  # only written decisions have events
-    user: dict[str, Any] = {name: getattr(row, name) for name in TRACKED_FIELDS}
-    user.update(account_id=account_id, extension_id=extension_id, state=str(row.state))
-    return {
-        "type": str(event_type),
-        "event_id": event_id,
-        "occurred_at": decision.observation.read_at.isoformat(),
-        "sequence": sequence,
-        "cause": cause,
-        "account_id": account_id,
-        "extension_id": extension_id,
-        "state": str(row.state),
-        "previous_state": str(decision.old_state) if decision.old_state else None,
-        "user": user,
-        "diffs": {name: list(pair) for name, pair in decision.diffs.items()},
-    }
+    generation: int = 0,
+    cause: str | None = None,
+    *,
+    waited: int = 0,
+    failed: int = 0,
+) -> str:
+    """Bring one extension up to date, unless a read already covered `generation`.
+
+    `waited` and `failed`: how often the jobs before this one waited and failed (see above).
+    """
+    arguments = {"extension_id": extension_id, "generation": generation, "cause": cause}
+    job = Job(extension_id, generation, cause, waited, failed + ctx.get("job_try", 1) - 1)
+    return await guarded(ctx, "reconcile", arguments, lambda: _reconcile(ctx, job), failed=failed)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A reconcile job's arguments, with the waits and real failures behind it so far."""
+
+    extension_id: str
+    generation: int
+    cause: str | None
+    waited: int
+    failed: int
+
+
+async def _reconcile(ctx: dict[str, Any], job: Job) -> str:
+    d = deps(ctx)
+    extra = {"job_id": ctx.get("job_id"), "job_try": ctx.get("job_try")}
+    outcome = await reconcile_now(d, job.extension_id, job.generation, job.cause, **extra)
+    if outcome == "batch":
+        # A listing under way will most likely cover this one: look again soon, then less often.
+        await _wait(d, job, min(0.25 * (job.waited + 1), 5.0))
+    elif outcome == "locked":
+        await _wait(d, job, 0.05 + random.uniform(0, 0.1))  # another worker is reading it
+    return outcome
+
+
+async def _wait(d: Deps, job: Job, seconds: float) -> None:
+    """Hand the reconcile to a fresh job due in `seconds`: this one ends without using a try.
+
+    Queued before this job ends, so nothing is lost meanwhile; its id names the wait, so a
+    re-run of this job (after a crash) queues no second one while the first is pending.
+    """
+    waited = job.waited + 1
+    await d.queue.enqueue(
+        RECONCILE,
+        job.extension_id,
+        job.generation,
+        job.cause,
+        waited=waited,
+        failed=job.failed,
+        job_id=d.settings.key("reconcile", job.extension_id, str(job.generation), f"w{waited}"),
+        defer_by=seconds,
+    )
+
+
+async def reconcile_now(
+    d: Deps, extension_id: str, generation: int, cause: str | None, **log_extra: Any
+) -> str:
+    """Read one extension and write it through, if that can start at once.
+
+    Returns `covered` (a read since `generation` did it), `changed` or `unchanged`; or, having
+    done nothing, `batch` (a listing is under way) or `locked` (another worker is reading it).
+    """
+    coalescer = d.coalescer
+    claim = await coalescer.claim(extension_id, generation)
+    if claim.outcome != "read":
+        return claim.outcome
+    finished = False
+    try:
+        found = await d.client.get_extension(extension_id)
+        decision, rows = await d.store.reconcile(
+            await d.account_id(), extension_id, observe(found), cause, policy(d)
+        )
+        await coalescer.finish(extension_id, claim.reading, claim.token)
+        finished = True
+    finally:
+        if not finished:
+            await coalescer.unlock(extension_id, claim.token)
+    await announce(d, rows)
+    log.info(
+        "extension reconciled",
+        extra={
+            "extension_id": extension_id,
+            "uuid": cause,
+            **log_extra,
+            "state": decision.new_state.value if decision.new_state else None,
+            "events": [event.value for event in decision.events],
+        },
+    )
+    return "changed" if decision.row is not None else "unchanged"
+
+
+async def reconcile_batch(ctx: dict[str, Any], cause: str | None = None) -> str:
+    """Reconcile from list pages; the single jobs of listed extensions find themselves covered."""
+    return await guarded(ctx, "reconcile_batch", {"cause": cause}, lambda: _batch(ctx, cause))
+
+
+async def _batch(ctx: dict[str, Any], cause: str | None) -> str:
+    async with listing_deps(ctx) as d:
+        return await _list_and_apply(d, cause)
+
+
+async def _list_and_apply(d: Deps, cause: str | None) -> str:
+    coalescer = d.coalescer
+    account_id = await d.account_id()
+    await coalescer.set_batch_active(True)
+    applied = 0
+    try:
+        # Taken before the first page is sent: every change recorded so far is covered by it.
+        generations = await coalescer.begin_many()
+        async for page in d.client.list_extensions(types=d.settings.user_types):
+            observations = {r.id: observe(r, partial=True) for r in page.records}
+            _, rows = await d.store.apply_many(account_id, observations, cause, policy(d))
+            await coalescer.finish_many(
+                {i: generations[i] for i in observations if i in generations}
+            )
+            await announce(d, rows)
+            applied += len(observations)
+            await coalescer.set_batch_active(True)  # keep the marker alive on long listings
+    finally:
+        await coalescer.set_batch_active(False)
+    log.info("batch reconcile done", extra={"uuid": cause, "extensions": applied})
+    return f"{applied} extensions"

@@ -20,9 +20,9 @@ from sqlalchemy import and_, select
 
 from events.models import Notification
 from events.queue import INGEST, RECONCILE, RECONCILE_BATCH, RESYNC
-from workers import tables
 from workers.context import Deps
 from workers.ingest import schedule
+from workers.store import tables
 
 log = logging.getLogger(__name__)
 

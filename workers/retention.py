@@ -9,7 +9,7 @@ sent or replayed), dead letters not replayed, held plans.
 
 An outbox row that never had a delivery (nobody was listening when it was written) goes too,
 but only once it is also older than RINGSYNC_DELIVERY_MAX_AGE: until then an endpoint added
-meanwhile is still offered it (see workers.delivery_store `materialize`).
+meanwhile is still offered it (see workers.delivery.store `materialize`).
 
 Rows go in batches, each its own short transaction: SQLite admits one writer at a time, and the
 pipeline must not wait behind a long delete. (arq's own job records expire by themselves.)
@@ -27,17 +27,17 @@ from typing import Any, Final
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workers import tables
 from workers.context import deps
-from workers.database import write_transaction
-from workers.resync_store import PENDING
+from workers.resync.store import PENDING
+from workers.store import tables
+from workers.store.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
 # When the daily prune runs (UTC): away from the default resync (03:00).
 PRUNE_AT: Final = time(2, 30)
 BATCH: Final = 1000
-# Delivery statuses that will never change again (see workers.delivery_store).
+# Delivery statuses that will never change again (see workers.delivery.store).
 FINISHED: Final = ("delivered", "skipped")
 
 _d = tables.deliveries

@@ -1,6 +1,6 @@
 """Chaos scenarios: the whole pipeline as real processes, one fault at a time.
 
-Each scenario starts the sandbox (`python -m scripts.sandbox`), the receiver (`ringsync serve`)
+Each scenario starts the sandbox (`python -m sandbox`), the receiver (`ringsync serve`)
 and workers (`ringsync worker`) as processes, subscribes with `ringsync subscribe`, drives a
 stream of user changes through the sandbox's control API, injects one fault, and ends with the
 mirror equal to the sandbox's truth and every lifecycle event delivered to a signed-webhook sink

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from tests.chaos.processes import Processes
 from tests.chaos.rig import Rig, offboarding_sink
-from workers.store import Store
+from workers.store.identity import Store
 
 MakeRig = Callable[..., Awaitable[Rig]]
 

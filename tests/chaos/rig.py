@@ -24,15 +24,15 @@ from sqlalchemy import select
 
 from events.queue import RESYNC, Queue
 from events.settings import Settings
-from scripts.sandbox.tokens import Credentials
+from sandbox.tokens import Credentials
 from tests.chaos.control import SandboxControl
 from tests.chaos.processes import Processes, wait_http
 from tests.chaos.sink import OffboardingSink
 from tests.fixtures.pipeline import eventually as poll
 from tests.fixtures.pipeline import expected_state
 from tests.fixtures.services import free_port
-from workers import tables
-from workers.store import Store
+from workers.store import tables
+from workers.store.identity import Store
 
 TOKEN = "chaos-verification-token"
 COMMAND_SECONDS = 60.0
@@ -111,7 +111,7 @@ class Rig:
     async def start_sandbox(self, *, users: int, rate_limits: str = "off") -> None:
         self.processes.spawn(
             "sandbox",
-            ["scripts.sandbox", "--port", str(self.sandbox_port), "--users", str(users),
+            ["sandbox", "--port", str(self.sandbox_port), "--users", str(users),
              "--rate-limits", rate_limits],
             self.process_env(),
         )  # fmt: skip

@@ -19,8 +19,8 @@ from tests.chaos.conftest import MakeRig
 from tests.chaos.load import ChangeStream
 from tests.chaos.rig import Rig, eventually
 from tests.fixtures.services import PrivateRedis
-from workers import subscription_store
-from workers.subscription_store import Gap
+from workers.subscription import store
+from workers.subscription.store import Gap
 
 pytestmark = pytest.mark.chaos
 
@@ -63,7 +63,7 @@ async def redis_down_under_load(rig: Rig, server: PrivateRedis, *, kill: bool) -
 
 async def refused_gap(rig: Rig) -> Gap | None:
     """The gap recorded for what the receiver refused, once there is one."""
-    gaps = await subscription_store.list_gaps(rig.store, rig.account_id)
+    gaps = await store.list_gaps(rig.store, rig.account_id)
     return next((gap for gap in gaps if gap.reason == "refused"), None)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.sandbox.oauth import JWT_GRANT
+from sandbox.oauth import JWT_GRANT
 from tests.chaos.conftest import MakeRig
 from tests.chaos.load import ChangeStream
 from tests.chaos.rig import Rig, eventually

@@ -1,4 +1,4 @@
-"""`ringsync sandbox` / `python -m scripts.sandbox`: a standalone process that accepts the
+"""`ringsync sandbox` / `python -m sandbox`: a standalone process that accepts the
 RC_* credentials from the environment, or makes some up and prints them."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sandbox import command
+from sandbox.oauth import JWT_GRANT
 from scripts.cli import main
-from scripts.sandbox import command
-from scripts.sandbox.oauth import JWT_GRANT
 from tests.fixtures.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ async def test_standalone_sandbox(given: bool, tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "scripts.sandbox",
+        "sandbox",
         "--port",
         str(port),
         "--users",

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from scripts.sandbox.server import SandboxServer
+from sandbox.server import SandboxServer
 from tests.fixtures.sandbox import WebhookSink, subscribe
 
 

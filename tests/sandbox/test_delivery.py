@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from scripts.sandbox.server import SandboxServer
+from sandbox.server import SandboxServer
 from tests.fixtures.sandbox import WebhookSink, subscribe
 
 

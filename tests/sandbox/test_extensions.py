@@ -7,7 +7,7 @@ import asyncio
 
 import httpx
 
-from scripts.sandbox.server import SandboxServer
+from sandbox.server import SandboxServer
 
 
 async def test_account_has_a_numeric_id(sandbox: SandboxServer, api: httpx.AsyncClient) -> None:

@@ -19,8 +19,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
-from scripts.sandbox.oauth import JWT_GRANT
-from scripts.sandbox.server import SandboxServer
+from sandbox.oauth import JWT_GRANT
+from sandbox.server import SandboxServer
 from tests.fixtures.sandbox import WebhookSink, subscribe
 from tests.sandbox import spec_facts
 from tests.sandbox.spec_facts import NOTIFICATIONS, RESPONSES

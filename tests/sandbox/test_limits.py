@@ -10,8 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from scripts.sandbox.limits import RateLimiter, build_limiter
-from scripts.sandbox.server import SandboxServer
+from sandbox.limits import RateLimiter, build_limiter
+from sandbox.server import SandboxServer
 from tests.fixtures.sandbox import sandbox_login
 
 

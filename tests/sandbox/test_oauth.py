@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 
-from scripts.sandbox.oauth import JWT_GRANT
-from scripts.sandbox.server import SandboxServer
+from sandbox.oauth import JWT_GRANT
+from sandbox.server import SandboxServer
 from tests.fixtures.sandbox import sandbox_login
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from scripts.sandbox.server import SandboxServer
+from sandbox.server import SandboxServer
 
 
 async def test_users_list_pages(sandbox: SandboxServer, api: httpx.AsyncClient) -> None:

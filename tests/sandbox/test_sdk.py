@@ -9,7 +9,7 @@ from typing import Any
 
 from ringcentral import SDK
 
-from scripts.sandbox.server import SandboxServer
+from sandbox.server import SandboxServer
 
 
 def _login_and_list(sb: SandboxServer) -> tuple[list[Any], Any]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from scripts.sandbox import delivery
-from scripts.sandbox.server import SandboxServer
+from sandbox import delivery
+from sandbox.server import SandboxServer
 from tests.fixtures.sandbox import WebhookSink, sandbox_login, subscribe
 
 

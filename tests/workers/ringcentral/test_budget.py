@@ -1,0 +1,124 @@
+"""The shared budget on the real Redis: atomic across clients, penalties, header corrections."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from events.settings import Settings
+from workers.ringcentral.budget import Budget
+from workers.ringcentral.errors import RateLimited
+
+SMALL = {"light": (3, 1.0), "medium": (5, 60.0), "heavy": (10, 60.0), "auth": (5, 60.0)}
+
+
+@pytest.fixture
+async def other_redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A second connection, as a second process would have."""
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+async def test_takes_up_to_the_limit_then_says_how_long_to_wait(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    budget = Budget(settings, redis, defaults=SMALL, margin=0.0)
+    assert [await budget.try_take("light") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = await budget.try_take("light")
+    assert 0.0 < wait <= 1.0
+    assert await budget.remaining("light") == 0
+    assert await budget.available_at("light") > time.time()
+    assert await budget.remaining("medium") == 5
+
+
+async def test_two_clients_share_one_budget_atomically(
+    settings: Settings, redis: aioredis.Redis, other_redis: aioredis.Redis
+) -> None:
+    first = Budget(settings, redis, defaults=SMALL)
+    second = Budget(settings, other_redis, defaults=SMALL)
+    waits = await asyncio.gather(*(budget.try_take("medium") for budget in [first, second] * 10))
+    assert sum(1 for wait in waits if wait == 0.0) == 5
+    assert await first.remaining("MEDIUM") == 0  # group names are case-insensitive
+
+
+async def test_take_waits_for_room_or_raises_beyond_the_cap(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    budget = Budget(settings, redis, defaults=SMALL, margin=0.0)
+    for _ in range(3):
+        await budget.take("light", max_wait=0)
+    with pytest.raises(RateLimited) as caught:
+        await budget.take("light", max_wait=0.05)
+    assert caught.value.group == "light"
+    started = time.monotonic()
+    await budget.take("light", max_wait=5)
+    assert 0.5 < time.monotonic() - started < 2.0
+
+
+async def test_a_penalty_refuses_everything_until_it_ends(
+    settings: Settings, redis: aioredis.Redis, other_redis: aioredis.Redis
+) -> None:
+    budget = Budget(settings, redis, defaults=SMALL)
+    ends = await budget.penalize("Light", 0.6)
+    assert ends == pytest.approx(time.time() + 0.6, abs=0.2)
+    other = Budget(settings, other_redis, defaults=SMALL)
+    assert await other.try_take("light") > 0.3
+    assert await other.remaining("light") == 0
+    assert (await other.snapshot())["light"].penalty_until is not None
+    # A shorter penalty never shortens a longer one.
+    await other.penalize("light", 0.01)
+    assert await budget.try_take("light") > 0.3
+    await budget.take("light", max_wait=2)
+    assert (await budget.snapshot())["light"].penalty_until is None
+
+
+async def test_default_penalty_is_thirty_seconds(settings: Settings, redis: aioredis.Redis) -> None:
+    budget = Budget(settings, redis)
+    await budget.penalize("heavy", None)
+    assert await budget.try_take("heavy") == pytest.approx(30.0, abs=0.5)
+
+
+async def test_headers_correct_limit_window_and_remaining(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    budget = Budget(settings, redis)
+    headers = {
+        "x-rate-limit-group": "Light",
+        "x-rate-limit-limit": "7",
+        "x-rate-limit-remaining": "2",
+        "x-rate-limit-window": "30",
+    }
+    await budget.observe("medium", headers)  # the server's group name wins
+    snapshot = await budget.snapshot()
+    assert (snapshot["light"].limit, snapshot["light"].window) == (7, 30.0)
+    assert snapshot["light"].remaining == 2  # five requests the server counted and we did not
+    assert snapshot["medium"].limit == 40
+
+
+async def test_unknown_groups_and_bad_headers_are_tolerated(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    budget = Budget(settings, redis)
+    await budget.observe("light", {"x-rate-limit-group": "Special", "x-rate-limit-limit": "3"})
+    await budget.observe("light", {"x-rate-limit-limit": "n/a", "x-rate-limit-window": "60"})
+    headers = {
+        "x-rate-limit-group": "Special",
+        "x-rate-limit-limit": "3",
+        "x-rate-limit-window": "60",
+    }
+    await budget.observe("light", headers)
+    assert await budget.try_take("special") == 0.0
+    snapshot = await budget.snapshot()
+    assert snapshot["special"].limit == 3
+    assert snapshot["special"].remaining == 2
+    assert set(snapshot) >= {"light", "medium", "heavy", "auth", "special"}

@@ -1,0 +1,129 @@
+"""One RingCentral access token for the whole deployment, kept in Redis.
+
+The Auth group allows 5 logins a minute and a user only a handful of sessions, so processes never
+log in on their own: they read the shared token, and when it is missing or close to expiry the one
+process that wins a Redis lock (SET NX PX) logs in and stores the new token while the others keep
+using the old one (still valid) or, when there is none, poll for the new one. A failed login is
+recorded for a few seconds so waiters fail with the same clear error instead of trying in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from events.settings import Settings
+from workers.ringcentral.errors import AuthError, RingCentralError, TransientError
+from workers.ringcentral.resources import IssuedToken
+
+log = logging.getLogger(__name__)
+
+# Deletes the lock, or the token, only if it still holds the value this caller saw.
+_DELETE_IF = """
+local field = ARGV[2]
+local current
+if field == '' then current = redis.call('GET', KEYS[1])
+else current = redis.call('HGET', KEYS[1], field) end
+if current == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class SharedToken:
+    """Hands out the deployment's access token, logging in only when nobody else is."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        login: Callable[[], Awaitable[IssuedToken]],
+        *,
+        clock: Callable[[], float] = time.time,
+        refresh_ahead: float = 300.0,
+        lock_ttl: float = 60.0,
+        wait: float = 30.0,
+    ) -> None:
+        self._redis = redis
+        self._login = login
+        self._clock = clock
+        self._refresh_ahead = refresh_ahead
+        self._lock_ttl_ms = int(lock_ttl * 1000)
+        self._wait = wait
+        self._key = settings.key("rc", "token")
+        self._lock = settings.key("rc", "token", "lock")
+        self._failure = settings.key("rc", "token", "failure")
+        self._delete_if = redis.register_script(_DELETE_IF)
+
+    def __repr__(self) -> str:
+        return f"SharedToken(key={self._key!r})"
+
+    async def _read(self) -> tuple[str, float] | None:
+        stored = await self._redis.hmget(self._key, ["access_token", "expires_at"])  # type: ignore[misc]
+        token, expires_at = stored
+        if token is None or expires_at is None:
+            return None
+        return token.decode(), float(expires_at)
+
+    async def get(self) -> str:
+        """A valid access token, refreshed ahead of expiry by exactly one process."""
+        deadline = time.monotonic() + self._wait
+        pause = 0.02
+        while True:
+            current = await self._read()
+            now = self._clock()
+            if current is not None and current[1] - now > self._refresh_ahead:
+                return current[0]
+            valid = current is not None and current[1] > now
+            failure = await self._redis.get(self._failure)
+            holder = uuid.uuid4().hex
+            if failure is None and await self._redis.set(
+                self._lock, holder, nx=True, px=self._lock_ttl_ms
+            ):
+                try:
+                    return await self._refresh()
+                except RingCentralError as exc:
+                    if current is None or not valid:
+                        raise
+                    # The old token still works: keep serving while the refresh is retried.
+                    log.error("token refresh failed", extra={"error": str(exc)})
+                    return current[0]
+                finally:
+                    await self._delete_if(keys=[self._lock], args=[holder, ""])
+            if current is not None and valid:
+                return current[0]  # another process is refreshing; this one is still good
+            if failure is not None:
+                raise AuthError(failure.decode(), status=401, error_code=None)
+            if time.monotonic() > deadline:
+                raise TransientError("timed out waiting for another process to log in")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    async def _refresh(self) -> str:
+        # Someone may have stored a fresh token between our read and our lock.
+        current = await self._read()
+        if current is not None and current[1] - self._clock() > self._refresh_ahead:
+            return current[0]
+        try:
+            issued = await self._login()
+        except AuthError as exc:
+            await self._redis.set(self._failure, str(exc), px=10_000)
+            raise
+        token = issued.access_token.get_secret_value()
+        expires_at = self._clock() + issued.expires_in
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key)
+            pipe.hset(self._key, mapping={"access_token": token, "expires_at": repr(expires_at)})
+            pipe.pexpire(self._key, max(issued.expires_in, 1) * 1000)
+            pipe.delete(self._failure)
+            await pipe.execute()
+        log.info("logged in to RingCentral", extra={"expires_in": issued.expires_in})
+        return token
+
+    async def invalidate(self, token: str) -> None:
+        """Forget `token` after RingCentral refused it, unless another process replaced it."""
+        await self._delete_if(keys=[self._key], args=[token, "access_token"])

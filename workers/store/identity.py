@@ -1,0 +1,271 @@
+"""The identity store: users, their history and the outbox, written together or not at all.
+
+`reconcile`, `apply_many` and `apply` are the only ways a user row changes. Each locks its
+users (advisory locks on PostgreSQL, SQLite's write lock), reads what is stored *now*, decides
+against that (so the stale-write guard runs against the truth, and two writers of one user
+cannot interleave), then writes rows, history and outbox rows in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from workers.decide import DEFAULT_POLICY, Decision, Gone, Observation, Policy, UserRow, decide
+from workers.lifecycle import State
+from workers.store import tables
+from workers.store.engine import create_engine, lock_users, upgrade, write_transaction
+from workers.store.mirror import (
+    OutboxRow,
+    insert_for,
+    select_users,
+    upsert_for,
+    user_row,
+    write_decisions,
+)
+
+__all__ = ["DeadLetter", "MirroredUser", "OutboxRow", "Store", "upgrade"]
+
+
+@dataclass(frozen=True)
+class MirroredUser:
+    """A stored user with its key."""
+
+    account_id: str
+    extension_id: str
+    row: UserRow
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Work given up on, kept with its reason until replayed."""
+
+    id: int
+    account_id: str | None
+    job: str
+    arguments: Any
+    error: str
+    attempts: int
+    created_at: datetime
+    replayed_at: datetime | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """Typed access to the identity store for jobs and commands; one per process."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, database_url: str, *, migrate: bool = True) -> Self:
+        """Open the store, applying migrations first unless `migrate` is False."""
+        if migrate:
+            await upgrade(database_url)
+        return cls(create_engine(database_url))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # --- users ------------------------------------------------------------------------------
+
+    async def get_user(self, account_id: str, extension_id: str) -> UserRow | None:
+        async with self.engine.connect() as conn:
+            return await self._select_user(conn, account_id, extension_id)
+
+    async def list_users(
+        self, state: State | str | None = None, account_id: str | None = None
+    ) -> list[MirroredUser]:
+        """Every known user (deprovisioned ones included), optionally in one state."""
+        query = select(tables.users).order_by(
+            tables.users.c.account_id, tables.users.c.extension_id
+        )
+        if state is not None:
+            query = query.where(tables.users.c.state == str(state))
+        if account_id is not None:
+            query = query.where(tables.users.c.account_id == account_id)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [
+                MirroredUser(m["account_id"], m["extension_id"], user_row(m))
+                for m in result.mappings()
+            ]
+
+    async def account_has_users(self, account_id: str) -> bool:
+        query = select(tables.users.c.extension_id).where(tables.users.c.account_id == account_id)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query.limit(1))).first() is not None
+
+    async def apply(
+        self, account_id: str, extension_id: str, decision: Decision, cause: str | None
+    ) -> list[OutboxRow]:
+        """Write `decision` for one user in one transaction; returns the outbox rows written."""
+        async with write_transaction(self.engine) as conn:
+            await lock_users(conn, account_id, [extension_id])
+            current = await self._select_user(conn, account_id, extension_id)
+            if current != decision.stored:
+                decision = decide(decision.observation, current, decision.policy)
+            return await write_decisions(conn, account_id, [(extension_id, decision)], cause)
+
+    async def reconcile(
+        self,
+        account_id: str,
+        extension_id: str,
+        observation: Observation | Gone,
+        cause: str | None,
+        policy: Policy = DEFAULT_POLICY,
+    ) -> tuple[Decision, list[OutboxRow]]:
+        """Decide against the row as stored under the lock, and write it."""
+        async with write_transaction(self.engine) as conn:
+            await lock_users(conn, account_id, [extension_id])
+            current = await self._select_user(conn, account_id, extension_id)
+            decision = decide(observation, current, policy)
+            written = await write_decisions(conn, account_id, [(extension_id, decision)], cause)
+            return decision, written
+
+    async def apply_many(
+        self,
+        account_id: str,
+        observations: Mapping[str, Observation | Gone],
+        cause: str | None,
+        policy: Policy = DEFAULT_POLICY,
+    ) -> tuple[dict[str, Decision], list[OutboxRow]]:
+        """Reconcile a page of users (extension id → observation) in one transaction."""
+        ids = sorted(observations)
+        async with write_transaction(self.engine) as conn:
+            await lock_users(conn, account_id, ids)
+            stored = await select_users(conn, account_id, ids)
+            decisions = {i: decide(observations[i], stored.get(i), policy) for i in ids}
+            written = await write_decisions(conn, account_id, list(decisions.items()), cause)
+            return decisions, written
+
+    async def _select_user(
+        self, conn: AsyncConnection, account_id: str, extension_id: str
+    ) -> UserRow | None:
+        return (await select_users(conn, account_id, [extension_id])).get(extension_id)
+
+    # --- history and outbox (read side) -----------------------------------------------------
+
+    async def list_changes(self, account_id: str, extension_id: str) -> list[dict[str, Any]]:
+        """A user's history, oldest first."""
+        changes = tables.user_changes
+        query = (
+            select(changes)
+            .where(and_(changes.c.account_id == account_id, changes.c.extension_id == extension_id))
+            .order_by(changes.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(values) for values in (await conn.execute(query)).mappings()]
+
+    async def list_outbox(self, account_id: str | None = None) -> list[OutboxRow]:
+        query = select(tables.outbox).order_by(tables.outbox.c.id)
+        if account_id is not None:
+            query = query.where(tables.outbox.c.account_id == account_id)
+        async with self.engine.connect() as conn:
+            return [OutboxRow(**values) for values in (await conn.execute(query)).mappings()]
+
+    # --- raw events, dead letters, small facts ----------------------------------------------
+
+    async def record_event(
+        self,
+        *,
+        uuid: str,
+        body: str,
+        event: str | None = None,
+        subscription_id: str | None = None,
+        account_id: str | None = None,
+        received_at: datetime | None = None,
+        outcome: str | None = None,
+    ) -> bool:
+        """Store a raw notification once; False when its uuid was already stored."""
+        values = {
+            "uuid": uuid,
+            "body": body,
+            "event": event,
+            "subscription_id": subscription_id,
+            "account_id": account_id,
+            "received_at": received_at or _now(),
+            "outcome": outcome,
+        }
+        async with write_transaction(self.engine) as conn:
+            insert = insert_for(conn, tables.events).values(values).on_conflict_do_nothing()
+            result = await conn.execute(insert.returning(tables.events.c.id))
+            return result.first() is not None
+
+    async def event_outcome(self, uuid: str) -> str | None:
+        """What became of a stored notification (None when it is not stored, or unfinished)."""
+        events = tables.events
+        async with self.engine.connect() as conn:
+            query = select(events.c.outcome).where(events.c.uuid == uuid)
+            found: str | None = (await conn.execute(query)).scalar_one_or_none()
+            return found
+
+    async def set_event_outcome(self, uuid: str, outcome: str) -> None:
+        events = tables.events
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(events.update().where(events.c.uuid == uuid).values(outcome=outcome))
+
+    async def add_dead_letter(
+        self,
+        job: str,
+        arguments: Any,
+        error: str,
+        attempts: int,
+        account_id: str | None = None,
+    ) -> int:
+        values = {
+            "job": job,
+            "arguments": arguments,
+            "error": error,
+            "attempts": attempts,
+            "account_id": account_id,
+            "created_at": _now(),
+        }
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(
+                tables.dead_letters.insert().values(values).returning(tables.dead_letters.c.id)
+            )
+            return int(result.scalar_one())
+
+    async def list_dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetter]:
+        letters = tables.dead_letters
+        query = select(letters).order_by(letters.c.id)
+        if not include_replayed:
+            query = query.where(letters.c.replayed_at.is_(None))
+        async with self.engine.connect() as conn:
+            return [DeadLetter(**values) for values in (await conn.execute(query)).mappings()]
+
+    async def mark_dead_letter_replayed(self, dead_letter_id: int) -> None:
+        letters = tables.dead_letters
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(
+                letters.update().where(letters.c.id == dead_letter_id).values(replayed_at=_now())
+            )
+
+    async def get_state(self, key: str, account_id: str = "") -> str | None:
+        state = tables.state
+        query = select(state.c.value).where(
+            and_(state.c.account_id == account_id, state.c.key == key)
+        )
+        async with self.engine.connect() as conn:
+            value: str | None = (await conn.execute(query)).scalar_one_or_none()
+            return value
+
+    async def set_state(self, key: str, value: str, account_id: str = "") -> None:
+        values = {"account_id": account_id, "key": key, "value": value, "updated_at": _now()}
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(upsert_for(conn, tables.state, ("account_id", "key")), [values])
+
+    async def count(self, table: str) -> int:
+        """Rows in one table (for status output and tests)."""
+        async with self.engine.connect() as conn:
+            query = select(func.count()).select_from(tables.metadata.tables[table])
+            return int((await conn.execute(query)).scalar_one())

@@ -1,0 +1,151 @@
+"""SQL for the mirror's write path: read users under the caller's lock, and write rows, history
+and outbox rows for a batch of decisions, in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workers.decide import Decision, UserRow, event_payload
+from workers.lifecycle import State
+from workers.store import tables
+
+_ROW_FIELDS = tuple(f.name for f in fields(UserRow))
+# At most this many users per statement when reading a page back (parameter limits).
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    event_id: str
+    account_id: str
+    extension_id: str
+    type: str
+    sequence: int
+    occurred_at: datetime
+    payload: Mapping[str, Any]
+    cause: str | None
+    created_at: datetime
+
+
+def user_row(values: RowMapping) -> UserRow:
+    """A `users` row as the decision sees it."""
+    row = {name: values[name] for name in _ROW_FIELDS}
+    row["state"] = State(row["state"])
+    row["raw"] = row["raw"] or {}
+    return UserRow(**row)
+
+
+async def select_users(
+    conn: AsyncConnection, account_id: str, extension_ids: Sequence[str]
+) -> dict[str, UserRow]:
+    """The stored users among `extension_ids` (locked FOR UPDATE on PostgreSQL)."""
+    users = tables.users
+    found: dict[str, UserRow] = {}
+    for start in range(0, len(extension_ids), _CHUNK):
+        chunk = extension_ids[start : start + _CHUNK]
+        query = select(users).where(
+            and_(users.c.account_id == account_id, users.c.extension_id.in_(chunk))
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        for values in (await conn.execute(query)).mappings():
+            found[values["extension_id"]] = user_row(values)
+    return found
+
+
+async def write_decisions(
+    conn: AsyncConnection,
+    account_id: str,
+    decisions: Sequence[tuple[str, Decision]],
+    cause: str | None,
+) -> list[OutboxRow]:
+    """Upsert rows, append history and insert outbox rows (with the next per-user sequence
+    numbers) for every decision that writes; returns the outbox rows."""
+    now = datetime.now(UTC)
+    upserts: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
+    for extension_id, decision in decisions:
+        if decision.row is None:
+            continue
+        sequence = decision.stored.sequence if decision.stored else 0
+        for event_type in decision.events:
+            sequence += 1
+            event_id = str(uuid.uuid4())
+            payload = event_payload(
+                event_type=event_type,
+                event_id=event_id,
+                account_id=account_id,
+                extension_id=extension_id,
+                sequence=sequence,
+                decision=decision,
+                cause=cause,
+            )
+            outbox.append(
+                {
+                    "event_id": event_id,
+                    "account_id": account_id,
+                    "extension_id": extension_id,
+                    "type": str(event_type),
+                    "sequence": sequence,
+                    "occurred_at": decision.observation.read_at,
+                    "payload": payload,
+                    "cause": cause,
+                    "created_at": now,
+                }
+            )
+        row = {name: getattr(decision.row, name) for name in _ROW_FIELDS}
+        row.update(
+            account_id=account_id,
+            extension_id=extension_id,
+            state=str(decision.row.state),
+            raw=dict(decision.row.raw),
+            sequence=sequence,
+        )
+        upserts.append(row)
+        if decision.history:
+            changes.append(
+                {
+                    "account_id": account_id,
+                    "extension_id": extension_id,
+                    "changed_at": decision.observation.read_at,
+                    "old_state": decision.old_state and str(decision.old_state),
+                    "new_state": decision.new_state and str(decision.new_state),
+                    "diffs": {k: list(pair) for k, pair in decision.diffs.items()},
+                    "cause": cause,
+                }
+            )
+    if upserts:
+        await conn.execute(upsert_for(conn, tables.users, ("account_id", "extension_id")), upserts)
+    if changes:
+        await conn.execute(tables.user_changes.insert(), changes)
+    if not outbox:
+        return []
+    await conn.execute(tables.outbox.insert(), outbox)
+    ids = [row["event_id"] for row in outbox]
+    query = select(tables.outbox).where(tables.outbox.c.event_id.in_(ids))
+    result = await conn.execute(query.order_by(tables.outbox.c.id))
+    return [OutboxRow(**values) for values in result.mappings()]
+
+
+def insert_for(conn: AsyncConnection, table: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT on both databases."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def upsert_for(conn: AsyncConnection, table: Any, keys: Sequence[str]) -> Any:
+    insert = insert_for(conn, table)
+    return insert.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys},
+    )
