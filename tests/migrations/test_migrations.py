@@ -7,6 +7,8 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ async def test_upgrade_builds_the_schema_the_code_declares(empty_database_url: s
     await upgrade(empty_database_url)
 
     revision, names, differences = await _inspect(empty_database_url)
-    assert revision == HEAD == "0002"
+    assert revision == HEAD == "0003"
     assert set(metadata.tables) <= names
     assert differences == []
 
@@ -129,3 +131,46 @@ def test_write_revision_writes_only_what_the_tables_gained(tmp_path: Path) -> No
     assert "workers" not in text
     assert text.count("op.create_table(") == 1
     assert "op.create_table('probes'," in text
+
+
+async def test_upgrade_unfreezes_users_a_sender_dated_in_the_future(
+    empty_database_url: str,
+) -> None:
+    from alembic import command
+    from sqlalchemy import select
+
+    from workers.store.tables import users
+
+    now = datetime.now(UTC)
+    engine = create_engine(empty_database_url)
+    try:
+
+        def to(revision: str) -> Callable[[Connection], None]:
+            def run(sync: Connection) -> None:
+                cfg = migrations.config()
+                cfg.attributes["connection"] = sync
+                command.upgrade(cfg, revision)
+
+            return run
+
+        async with engine.begin() as conn:
+            await conn.run_sync(to("0002"))
+            for extension_id, observed in (("1", datetime(2099, 1, 1, tzinfo=UTC)), ("2", now)):
+                await conn.execute(
+                    users.insert().values(
+                        account_id="9",
+                        extension_id=extension_id,
+                        state="active",
+                        observed_at=observed,
+                        first_seen_at=now,
+                        updated_at=now,
+                    )
+                )
+            await conn.run_sync(to("0003"))
+            rows = dict(
+                (await conn.execute(select(users.c.extension_id, users.c.observed_at))).all()
+            )
+    finally:
+        await engine.dispose()
+    assert now <= rows["1"] <= datetime.now(UTC)  # the forged date is gone
+    assert rows["2"] == now  # a true one is kept
