@@ -14,7 +14,8 @@ own, identified by a per-extension *generation*, and the jobs themselves coalesc
   so its own job still reads afterwards: nothing is lost, whatever the timing.
 
 A per-extension lock keeps two workers from reading the same user at once; the store's
-stale-write guard makes even that harmless, the lock only saves requests.
+stale-write guard makes even that harmless, the lock only saves requests. It is taken inside the
+claim script (one round trip per read) and freed as every lock is (see `workers.lock`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Final
 from redis.asyncio import Redis
 
 from events.settings import Settings
+from workers.lock import RELEASE_LUA, release
 
 # Times are Redis's clock (ms), the one every process shares: a host whose clock is ahead would
 # otherwise stamp `last_read` in the future and hold back every other worker's reads of that user.
@@ -67,15 +69,18 @@ return {'read', tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')}
 )
 # KEYS: gen, done, dirty, lock. ARGV: ext, generation read, lock token (or '').
 # Raises done; clears dirty if nothing newer; releases the lock when it is still ours.
-_FINISH: Final = """
+_FINISH: Final = (
+    RELEASE_LUA
+    + """
 local done = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local read = tonumber(ARGV[2])
 if read > done then redis.call('HSET', KEYS[2], ARGV[1], read) end
-if ARGV[3] ~= '' and redis.call('GET', KEYS[4]) == ARGV[3] then redis.call('DEL', KEYS[4]) end
+if ARGV[3] ~= '' then release(KEYS[4], ARGV[3]) end
 local gen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if gen <= read then redis.call('SREM', KEYS[3], ARGV[1]) return 1 end
 return 0
 """
+)
 # `_FINISH` for many (ext, generation) pairs at once.
 _FINISH_MANY: Final = """
 for i = 1, #ARGV, 2 do
@@ -86,10 +91,6 @@ for i = 1, #ARGV, 2 do
   if gen <= read then redis.call('SREM', KEYS[3], ARGV[i]) end
 end
 return 1
-"""
-_RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -211,7 +212,7 @@ class Coalescer:
 
     async def unlock(self, extension_id: str, token: str) -> None:
         """Release a lock `claim` took, when a read failed before `finish`."""
-        await self._redis.eval(_RELEASE, 1, self._lock_key(extension_id), token)  # type: ignore[misc]
+        await release(self._redis, self._lock_key(extension_id), token)
 
     async def set_batch_active(self, active: bool, ttl: float = 15.0) -> None:
         if active:

@@ -9,8 +9,6 @@ when their worker dies, the renewals stop and the job is taken over just as quic
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 from typing import Any, Final
 
@@ -18,6 +16,7 @@ from arq.constants import in_progress_key_prefix
 from arq.typing import WorkerCoroutine
 
 from events.settings import Settings
+from workers.lock import kept_alive
 
 # arq's own margin above the timeout before a job counts as abandoned.
 MARGIN: Final = 10.0
@@ -33,21 +32,7 @@ def renewed(job: WorkerCoroutine, lease: float) -> WorkerCoroutine:
 
     @functools.wraps(job)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        keeper = asyncio.create_task(_renew(ctx, lease))
-        try:
+        async with kept_alive(ctx["redis"], in_progress_key_prefix + str(ctx["job_id"]), lease):
             return await job(ctx, *args, **kwargs)
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
 
     return run
-
-
-async def _renew(ctx: dict[str, Any], lease: float) -> None:
-    key = in_progress_key_prefix + str(ctx["job_id"])
-    while True:
-        await asyncio.sleep(lease / 3)
-        # A failed renewal is retried on the next turn; the job itself is not disturbed.
-        with contextlib.suppress(Exception):
-            await ctx["redis"].pexpire(key, int(lease * 1000))

@@ -20,7 +20,6 @@ status, attempts and when the next attempt is due. Jobs only act on it:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
@@ -30,7 +29,6 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from arq.worker import Retry
-from redis.exceptions import LockError
 
 from events.queue import DELIVER
 from events.settings import Settings
@@ -39,6 +37,7 @@ from workers.delivery import hook
 from workers.delivery.courier import Courier, courier_for
 from workers.delivery.signing import body_of, event_for, signed_headers
 from workers.delivery.store import OPEN, Delivery, DeliveryStore
+from workers.lock import RedisLock
 from workers.store.mirror import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -211,7 +210,7 @@ class _Sender:
             self.row.account_id,
             self.row.extension_id,
         )
-        lock = self.d.redis.lock(key, timeout=LOCK_SECONDS, blocking=False)
+        lock = RedisLock(self.d.redis, key, ttl=LOCK_SECONDS, wait=0, keep=False)
         if not await lock.acquire():
             return "busy"
         handover = False
@@ -227,8 +226,7 @@ class _Sender:
             handover = outcome == "delivered"
             return outcome
         finally:
-            with contextlib.suppress(LockError):
-                await lock.release()
+            await lock.release()
             if handover:
                 row = self.row
                 await hand_over(self.d, self.store, endpoint, row.account_id, row.extension_id)

@@ -2,7 +2,7 @@
 
 The Auth group allows 5 logins a minute and a user only a handful of sessions, so processes never
 log in on their own: they read the shared token, and when it is missing or close to expiry the one
-process that wins a Redis lock (SET NX PX) logs in and stores the new token while the others keep
+process that wins a Redis lock (one try) logs in and stores the new token while the others keep
 using the old one (still valid) or, when there is none, poll for the new one. A failed login is
 recorded for a few seconds so waiters fail with the same clear error instead of trying in turn.
 """
@@ -12,24 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
 from events.settings import Settings
+from workers.lock import RedisLock
 from workers.ringcentral.errors import AuthError, RingCentralError, TransientError
 from workers.ringcentral.resources import IssuedToken
 
 log = logging.getLogger(__name__)
 
-# Deletes the lock, or the token, only if it still holds the value this caller saw.
+# Deletes the token only if it still holds the access token this caller saw.
 _DELETE_IF = """
-local field = ARGV[2]
-local current
-if field == '' then current = redis.call('GET', KEYS[1])
-else current = redis.call('HGET', KEYS[1], field) end
-if current == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -52,7 +48,7 @@ class SharedToken:
         self._login = login
         self._clock = clock
         self._refresh_ahead = refresh_ahead
-        self._lock_ttl_ms = int(lock_ttl * 1000)
+        self._lock_ttl = lock_ttl
         self._wait = wait
         self._key = settings.key("rc", "token")
         self._lock = settings.key("rc", "token", "lock")
@@ -80,10 +76,8 @@ class SharedToken:
                 return current[0]
             valid = current is not None and current[1] > now
             failure = await self._redis.get(self._failure)
-            holder = uuid.uuid4().hex
-            if failure is None and await self._redis.set(
-                self._lock, holder, nx=True, px=self._lock_ttl_ms
-            ):
+            lock = RedisLock(self._redis, self._lock, ttl=self._lock_ttl, wait=0, keep=False)
+            if failure is None and await lock.acquire():
                 try:
                     return await self._refresh()
                 except RingCentralError as exc:
@@ -93,7 +87,7 @@ class SharedToken:
                     log.error("token refresh failed", extra={"error": str(exc)})
                     return current[0]
                 finally:
-                    await self._delete_if(keys=[self._lock], args=[holder, ""])
+                    await lock.release()
             if current is not None and valid:
                 return current[0]  # another process is refreshing; this one is still good
             if failure is not None:
