@@ -16,8 +16,9 @@ from events.queue import DELIVER, INGEST, RECONCILE, RECONCILE_BATCH, RENEW, RES
 from events.settings import Settings
 from workers.context import shutdown, startup
 from workers.delivery.courier import Courier, close_courier
-from workers.delivery.deliver import deliver, sweep_deliveries
+from workers.delivery.deliver import deliver
 from workers.delivery.metrics import DeliveryMetrics
+from workers.delivery.sweep import sweep_deliveries
 from workers.failures import ARQ_MAX_TRIES, bounded
 from workers.ingest import ingest
 from workers.lease import lease_seconds, renewed

@@ -1,4 +1,4 @@
-"""The deliver job and the delivery sweep: outbox rows reach every endpoint, in order per user.
+"""The deliver job: outbox rows reach every endpoint, in order per user.
 
 Rows are durable, jobs are not. A delivery row per (outbox row, endpoint) holds the truth: its
 status, attempts and when the next attempt is due. Jobs only act on it:
@@ -13,8 +13,7 @@ status, attempts and when the next attempt is due. Jobs only act on it:
   A delivered event hands over to the user's next one at once. A dead one holds the user's later
   events for that endpoint back (downstream never hears them out of order) until it is replayed,
   and then sent first, or skipped (`workers.delivery.holds`).
-- `sweep_deliveries` (cron, every minute) creates missing rows and re-queues whatever is due
-  with no job, so a lost job or a crashed worker delays a delivery by a minute, never forever.
+- `workers.delivery.sweep` (cron, every minute) re-queues whatever is due with no job.
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ log = logging.getLogger(__name__)
 # A lock outlives one attempt (a POST is cut at 10 s, a hook at 10 s), and no more than that:
 # a worker killed mid-attempt holds that user's deliveries back only this long.
 LOCK_SECONDS: Final = 20.0
-SWEEP_LIMIT: Final = 1000
 
 
 def endpoints(settings: Settings) -> list[str]:
@@ -114,42 +112,6 @@ async def deliver(
         tries: int = ctx.get("job_try", 1)
         raise Retry(defer=min(0.05 * tries, 5.0) + random.uniform(0, 0.2))
     return ",".join(outcomes)
-
-
-async def sweep_deliveries(ctx: dict[str, Any]) -> str:
-    """Create missing delivery rows and queue every delivery that is due (see module doc)."""
-    d = deps(ctx)
-    targets = endpoints(d.settings)
-    if not targets:
-        return "no endpoints"
-    store = DeliveryStore(d.store.engine)
-    gone = await store.unsubscribed(targets)
-    since = datetime.now(UTC) - timedelta(seconds=d.settings.delivery_max_age)
-    account_id = await d.account_id()
-    created = await store.materialize(
-        targets, since=since, account_id=account_id, unsubscribed=gone, limit=SWEEP_LIMIT
-    )
-    due = await store.due(targets, account_id=account_id, limit=SWEEP_LIMIT)
-    queued = await asyncio.gather(
-        *(
-            d.queue.enqueue(
-                DELIVER,
-                item.delivery.outbox_id,
-                endpoint=item.delivery.endpoint,
-                attempt=item.delivery.attempts,
-                job_id=job_id(
-                    d.settings, item.event_id, item.delivery.endpoint, item.delivery.attempts
-                ),
-            )
-            for item in due
-        )
-    )
-    if created or any(queued):
-        log.info(
-            "delivery sweep",
-            extra={"rows_created": created, "due": len(due), "queued": sum(queued), **_job(ctx)},
-        )
-    return f"{created} created, {sum(queued)} queued"
 
 
 async def hand_over(

@@ -8,6 +8,9 @@ and sequence, so "an earlier event of this user for this endpoint that holds thi
 one indexed query: that is what keeps each endpoint's events in order. Pending, failed and dead
 ones hold later ones back: a later event never overtakes a dead one, until that is replayed
 (re-opened, and sent first) or skipped.
+
+It is longer than most modules on purpose: every query here filters the same table by the same
+statuses and user key, and reading them side by side is how the ordering rule is checked.
 """
 
 from __future__ import annotations

@@ -24,9 +24,10 @@ from tests.fixtures.sink import (
     signature_valid,
 )
 from workers.decide import Observation, decide
-from workers.delivery.deliver import deliver, endpoints, label, retry_delay, sweep_deliveries
+from workers.delivery.deliver import deliver, endpoints, label, retry_delay
 from workers.delivery.outbox import announce
 from workers.delivery.signing import signed_headers
+from workers.delivery.sweep import sweep_deliveries
 from workers.main import build_worker
 from workers.store.engine import write_transaction
 from workers.store.mirror import write_decisions
