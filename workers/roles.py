@@ -40,14 +40,14 @@ async def sweep_roles(ctx: dict[str, Any], reason: str = "schedule") -> str:
     return await guarded(ctx, "sweep_roles", {"reason": reason}, work)
 
 
-async def sweep(d: Deps, *, cause: str) -> tuple[int, int]:
+async def sweep(d: Deps, *, cause: str, per_page: int = 1000) -> tuple[int, int]:
     """Read every page of the account's role assignments, then write them for every live user
     (a user the listing lacks holds no role). Returns (users listed, users whose roles changed)."""
     account_id = await d.account_id()
     found: dict[str, Roles] = {}
     shared: dict[tuple[tuple[str, str], ...], tuple[Role, ...]] = {}
     started: datetime | None = None
-    async for page in d.client.list_assigned_roles():
+    async for page in d.client.list_assigned_roles(per_page=per_page):
         started = started or page.read_at
         for record in page.records:
             roles = observe_roles(record.roles, page.read_at)
