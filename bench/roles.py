@@ -11,6 +11,9 @@ mirror holds. Then one sweep runs here, through the same
 listed. Expected: Medium requests == ceil(N / 1000) (the page size the client asks for; the
 reference documents no page-size limit for this endpoint); wall time close to the sliding
 window's floor (see bench/resync.py); peak RSS printed before and after the sweep.
+
+Measured on the 2-core machine (100,000 users, SQLite, a first sweep: every user's roles
+written): 100 Medium requests, 133 s (floor 120 s), no 429, peak RSS 132 MB (83 MB before it).
 """
 
 from __future__ import annotations
