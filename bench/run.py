@@ -6,7 +6,8 @@ Runs, one after the other and each in its own process: the receiver (vs bare Sta
 pipeline (vs an arq no-op job; SQLite and PostgreSQL; 1 and 2 workers; a 10,000-user bulk
 change), API economy (vs the cheapest possible requests), the shared rate-limit budget (vs what
 the limits allow), sandbox paging (vs rendering alone), the 100,000-user resync when
-bench/resync.py is there, and the receiver fuzz run (100,000 cases; 5,000 with --quick).
+bench/resync.py is there, the 100,000-user roles sweep, and the receiver fuzz run (100,000
+cases; 5,000 with --quick).
 Writes results.json and chart.png to --out and the chart to docs/bench.png for the README.
 """
 
@@ -194,6 +195,25 @@ def resync(quick: bool) -> tuple[list[Line], dict[str, Any]]:
     return lines, doc
 
 
+def roles(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    """The roles sweep; it prints its result as a JSON document on its last line."""
+    users = "20000" if quick else "100000"
+    out, _ = _run("bench.roles", "--users", users, timeout=3600)
+    doc: dict[str, Any] = orjson.loads(out.strip().splitlines()[-1])
+    n = f"{doc['users']:,} users"
+    throttled = sum(int(v) for v in (doc.get("throttled") or {}).values())
+    lines = [
+        Line("roles", f"Medium requests, {n}", doc["medium_requests"], doc["expected_requests"],
+             "ceil(N / 1000)"),
+        Line("roles", f"  seconds, {n}", doc["wall_seconds"], doc["floor_seconds"],
+             "floor at 40 pages/min"),
+        Line("roles", f"  peak RSS MB, {n}", doc["peak_rss_mb"], doc["peak_rss_mb_before"],
+             "RSS before it"),
+        Line("roles", f"  429 responses, {n}", throttled, 0, "goal"),
+    ]  # fmt: skip
+    return lines, doc
+
+
 def fuzz(quick: bool) -> tuple[list[Line], dict[str, Any]]:
     cases, raw = ("5000", "1000") if quick else ("100000", "10000")
     _, doc = _run("bench.fuzz", "--cases", cases, "--raw", raw, "--json", "-", timeout=7200)
@@ -214,6 +234,7 @@ BENCHES: dict[str, Callable[[bool], tuple[list[Line], dict[str, Any]]]] = {
     "ratelimit": ratelimit,
     "paging": paging,
     "resync": resync,
+    "roles": roles,
     "fuzz": fuzz,
 }
 

@@ -159,3 +159,10 @@ class Notification(_Model):
         else:
             ids = []
         return list(dict.fromkeys(ids))
+
+    def hinted(self, hint: str) -> list[str]:
+        """The extensions whose change carries `hint` (`Permissions`: roles may have moved)."""
+        if not isinstance(self.body, ExtensionListBody):
+            return []
+        found = (c.extension_id for c in self.body.extensions if hint in c.hints)
+        return list(dict.fromkeys(found))

@@ -27,6 +27,8 @@ RECONCILE_BATCH: Final = "reconcile_batch"
 DELIVER: Final = "deliver"
 RENEW: Final = "renew_subscription"
 RESYNC: Final = "resync"
+ROLES_SWEEP: Final = "sweep_roles"
+ROLES_READ: Final = "read_roles"
 
 # arq's key layout (arq.constants), which its worker reads.
 JOB_KEY_PREFIX: Final = "arq:job:"

@@ -109,6 +109,8 @@ class Settings(BaseSettings):
         ["User"], validation_alias="RINGSYNC_USER_TYPES"
     )
     emit_baseline: bool = Field(False, validation_alias="RINGSYNC_EMIT_BASELINE")
+    # Seconds between sweeps of the account's role assignments (0: only after each resync).
+    roles_every: int = Field(3600, ge=0, validation_alias="RINGSYNC_ROLES_EVERY")
 
     offboarding_urls: Annotated[list[str], NoDecode] = Field(
         [], validation_alias="RINGSYNC_OFFBOARDING_URLS"

@@ -118,6 +118,8 @@ ROUTES = [
     _route("/users/{user_id}", lambda w, b, p: w.update_user(p["user_id"], **b), "PATCH"),
     _route("/users/{user_id}", lambda w, b, p: {"deleted": w.delete(p["user_id"])}, "DELETE"),
     _route("/users/{user_id}/delete-after-page", _delete_after_page),
+    _route("/users/{user_id}/roles", lambda w, b, p: w.assign_roles(p["user_id"], b["roles"])),
+    _route("/users/{user_id}/admin", lambda w, b, p: w.set_admin(p["user_id"], b["admin"])),
     *[
         _route(f"/users/{{user_id}}/{a}", _status(a))
         for a in ("disable", "freeze", "enable", "unassign")

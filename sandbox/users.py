@@ -7,7 +7,7 @@ and ScimUserResponse; list records deliberately carry fewer fields than a single
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Final
 
 STATUSES = ("Enabled", "Disabled", "Frozen", "NotActivated", "Unassigned")
 # Control-method keyword -> attribute; anything else is refused so typos fail loudly.
@@ -20,11 +20,23 @@ EDITABLE = frozenset(
         "job_title",
         "extension_number",
         "international_calling",
+        "admin",
+        "site",
         "email_as_login_name",
         "status",
         "type",
     }
 )
+
+# The account's roles (id -> name); every user starts with the default one, as in RingCentral.
+ROLES: Final = {
+    "1": "Super Admin",
+    "2": "Standard",
+    "3": "Phone System Admin",
+    "4": "Users Admin",
+    "5": "Billing Admin",
+}
+DEFAULT_ROLE: Final = "2"
 
 _REGIONAL = {
     "homeCountry": {"id": "1", "name": "United States", "isoCode": "US", "callingCode": "1"},
@@ -54,6 +66,9 @@ class User:
     creation_time: str = ""
     modified: float = 0.0
     status_reason: str | None = field(default=None)
+    admin: bool = False
+    site: dict[str, str] | None = None
+    roles: list[str] = field(default_factory=lambda: [DEFAULT_ROLE])
 
     @property
     def name(self) -> str:
@@ -89,12 +104,14 @@ class User:
             "type": self.type,
             "status": self.status,
             "permissions": {
-                "admin": {"enabled": False},
+                "admin": {"enabled": self.admin},
                 "internationalCalling": {"enabled": self.international_calling},
             },
             "hidden": False,
             "creationTime": self.creation_time,
         }
+        if self.site is not None:
+            record["site"] = dict(self.site)
         # The spec: Unassigned extensions are the ones without an extensionNumber.
         if self.status != "Unassigned":
             record["extensionNumber"] = self.extension_number
@@ -112,6 +129,20 @@ class User:
         if self.status == "Disabled":
             record["statusInfo"] = {"reason": self.status_reason or "Voluntarily"}
         return record
+
+    def assigned_roles(self, base: str, account_id: str) -> list[dict[str, Any]]:
+        """The user's roles as `.../assigned-role` shows them (AssignedRoleResource)."""
+        return [
+            {
+                "uri": f"{base}/restapi/v1.0/account/{account_id}/user-role/{role_id}",
+                "id": role_id,
+                "displayName": ROLES[role_id],
+                "autoAssigned": role_id == DEFAULT_ROLE,
+                "siteCompatible": True,
+                "siteRestricted": False,
+            }
+            for role_id in self.roles
+        ]
 
     def directory_contact(self, event_type: str, account_id: str) -> dict[str, Any]:
         """An entry of a Company Directory event: full contact data, as the guide shows."""

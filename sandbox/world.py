@@ -19,7 +19,7 @@ from sandbox.limits import RateLimiter
 from sandbox.notifications import BodyShape, Change, Notifier
 from sandbox.subscriptions import Subscription
 from sandbox.tokens import Credentials, TokenStore
-from sandbox.users import EDITABLE, STATUSES, User
+from sandbox.users import EDITABLE, ROLES, STATUSES, User
 
 _FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
 _LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson")
@@ -122,9 +122,26 @@ class World:
 
     def update_user(self, extension_id: str, **fields: Any) -> dict[str, Any]:
         user = self._get(extension_id)
-        hints = ("Permissions",) if set(fields) == {"international_calling"} else ("ExtensionInfo",)
+        permissions = {"international_calling", "admin"}
+        hints = ("Permissions",) if set(fields) <= permissions else ("ExtensionInfo",)
         self._apply(user, fields)
         self._emit([Change(self._snapshot(user), "Update", hints)])
+        return user.truth()
+
+    def set_admin(self, extension_id: str, admin: bool) -> dict[str, Any]:
+        """Grant or take the admin permission: an Extension Info event hints `Permissions`."""
+        if not isinstance(admin, bool):
+            raise ValueError("admin is true or false")
+        return self.update_user(extension_id, admin=admin)
+
+    def assign_roles(self, extension_id: str, roles: list[str]) -> dict[str, Any]:
+        """Replace the user's roles (ids of `ROLES`). RingCentral notifies nobody of this."""
+        if not isinstance(roles, list) or not all(r in ROLES for r in roles):
+            raise ValueError(f"roles is a list of role ids among {sorted(ROLES)}")
+        user = self._get(extension_id)
+        user.roles = list(dict.fromkeys(roles))
+        user.modified = self.clock.now()
+        self._touch()
         return user.truth()
 
     def disable(self, extension_id: str, reason: str = "Voluntarily") -> dict[str, Any]:
@@ -273,7 +290,9 @@ class World:
 
     @staticmethod
     def _snapshot(user: User) -> User:
-        return User(**{k: getattr(user, k) for k in user.__dataclass_fields__})
+        snapshot = User(**{k: getattr(user, k) for k in user.__dataclass_fields__})
+        snapshot.roles = list(user.roles)
+        return snapshot
 
     def _touch(self) -> None:
         self.version += 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.pipeline import MakePipeline, eventually, run_resync_now
+from tests.fixtures.pipeline import MakePipeline, Pipeline, eventually, run_resync_now
 
 
 async def test_lifecycle_changes_reach_ringsync_users(
@@ -169,3 +169,67 @@ async def test_a_bulk_change_is_read_from_list_pages(
     assert {mirror[i].department for i in ids} == {"Reorganised"}
     assert p.list_pages() - pages_before <= 2
     assert p.reads() - reads_before <= 10
+
+
+async def test_an_admin_flip_is_mirrored_through_a_single_roles_read(
+    make_pipeline: MakePipeline, database_url: str
+) -> None:
+    p = await make_pipeline(database_url=database_url, users=3)
+    await run_resync_now(p)
+    world = p.sandbox.world
+    ids = [user.id for user in world.ordered()]
+    account = p.sandbox.account_id
+
+    async def baseline_taken() -> bool:
+        rows = [await p.store.get_user(account, i) for i in ids]
+        return all(row is not None and row.roles is not None for row in rows)
+
+    await eventually(baseline_taken, what="the roles baseline")
+    sweeps = _calls(p, "/~/assigned-role")
+    world.assign_roles(ids[0], ["2", "4"])  # no notification says so...
+    world.set_admin(ids[0], True)  # ...but this one hints Permissions
+
+    async def announced() -> list[str] | None:
+        found = [r.extension_id for r in await p.store.list_outbox(account)
+                 if r.type == "user.roles_changed"]  # fmt: skip
+        return found if len(found) >= 2 else None
+
+    # One from the extension's read (admin), one from its roles read.
+    assert await eventually(announced, within=5, what="user.roles_changed") == [ids[0], ids[0]]
+    row = await p.store.get_user(account, ids[0])
+    assert row is not None
+    assert row.admin is True
+    assert row.roles == [{"id": "2", "name": "Standard"}, {"id": "4", "name": "Users Admin"}]
+    diffs = [r.payload["diffs"] for r in await p.store.list_outbox(account)]
+    assert sorted(diffs, key=str) == sorted(
+        [
+            {"admin": [False, True]},
+            {"roles": [[{"id": "2", "name": "Standard"}], row.roles]},
+        ],
+        key=str,
+    )
+    assert _calls(p, f"/extension/{ids[0]}/assigned-role")  # one user's read (Light)...
+    assert _calls(p, "/~/assigned-role") == sweeps  # ...no account-wide sweep
+
+
+async def test_a_user_never_seen_gets_a_silent_first_roles_read(
+    make_pipeline: MakePipeline, database_url: str
+) -> None:
+    p = await make_pipeline(database_url=database_url)
+    hired = p.sandbox.world.create_user(first_name="New", last_name="Hire")
+    account = p.sandbox.account_id
+
+    async def roles_read() -> object:
+        row = await p.store.get_user(account, hired)
+        return row is not None and row.roles
+
+    assert await eventually(roles_read, what="the first roles read") == [
+        {"id": "2", "name": "Standard"}
+    ]
+    assert _calls(p, f"/extension/{hired}/assigned-role")
+    assert [r.type for r in await p.store.list_outbox(account)] == ["user.created"]
+
+
+def _calls(p: Pipeline, ending: str) -> list[object]:
+    """The sandbox's answered calls whose path ends so."""
+    return [c for c in p.sandbox.world.calls if str(c["path"]).endswith(ending)]

@@ -13,6 +13,11 @@ Rules beyond the transition table (`workers.lifecycle`), chosen here:
 - A status RingCentral has not documented changes nothing (no write), rather than guessing.
 - A move between two statuses of the same state (Disabled → Frozen) is recorded in the history
   but emits no event; profile changes in a live state emit `user.updated`.
+- Roles come from their own reads (`Roles`), on their own clock (`roles_observed_at`): a roles
+  read never refreshes the profile, and an extension read never touches roles. A change of
+  `roles` or `admin` in a live state emits `user.roles_changed`; a user's first roles (or admin)
+  read is a baseline and emits nothing, unless `Policy.announce_first_roles`. Someone taking over
+  a deprovisioned extension starts without roles: their first roles read is a baseline again.
 """
 
 from __future__ import annotations
@@ -35,12 +40,18 @@ PROFILE_FIELDS: Final = (
     "department",
     "job_title",
     "international_calling",
+    "site",
     "type",
 )
+# Who may do what: a change in a live state is a `user.roles_changed`.
+ROLE_FIELDS: Final = ("roles", "admin")
 # Fields whose changes are recorded in the history and carried as diffs.
-TRACKED_FIELDS: Final = (*PROFILE_FIELDS, "status")
+TRACKED_FIELDS: Final = (*PROFILE_FIELDS, "status", *ROLE_FIELDS)
 # Profile fields a partial observation may leave out (status and type are always known).
-OPTIONAL_FIELDS: Final = tuple(name for name in PROFILE_FIELDS if name != "type")
+OPTIONAL_FIELDS: Final = (*(name for name in PROFILE_FIELDS if name != "type"), "admin")
+
+# A role as mirrored: `{"id": ..., "name": ...}`; a site likewise.
+Role = Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class Observation:
     department: str | None = None
     job_title: str | None = None
     international_calling: bool | None = None
+    site: Mapping[str, str] | None = None
+    admin: bool | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
     present: frozenset[str] | None = None
 
@@ -81,6 +94,22 @@ class Gone:
     """RingCentral answered 404 `CMN-102` for the extension (or a complete listing lacked it)."""
 
     read_at: datetime
+
+
+@dataclass(frozen=True)
+class Roles:
+    """The roles RingCentral lists for one extension, read at `read_at` (same clock as above).
+
+    From a complete account-wide sweep, a user the sweep does not list has `roles=()`.
+    """
+
+    read_at: datetime
+    roles: tuple[Role, ...]
+
+
+def role_list(roles: tuple[Role, ...]) -> list[dict[str, str]]:
+    """Roles in one order (by id), so an order RingCentral happened to answer in is no change."""
+    return sorted(({"id": r["id"], "name": r["name"]} for r in roles), key=lambda r: r["id"])
 
 
 @dataclass(frozen=True)
@@ -101,6 +130,10 @@ class UserRow:
     department: str | None = None
     job_title: str | None = None
     international_calling: bool | None = None
+    site: Mapping[str, str] | None = None
+    admin: bool | None = None
+    roles: list[dict[str, str]] | None = None  # None: never read
+    roles_observed_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
     deprovisioned_at: datetime | None = None
     sequence: int = 0
@@ -112,6 +145,7 @@ class Policy:
 
     user_types: frozenset[str] = frozenset({"User"})
     baseline: bool = False
+    announce_first_roles: bool = False  # RINGSYNC_EMIT_BASELINE
 
 
 DEFAULT_POLICY: Final = Policy()
@@ -122,7 +156,7 @@ class Decision:
     """What to write. `row` is None when nothing is written; `observation`, `stored` and `policy`
     are kept so the store can decide again against the row it finds under its lock."""
 
-    observation: Observation | Gone
+    observation: Observation | Gone | Roles
     stored: UserRow | None
     policy: Policy
     row: UserRow | None
@@ -134,11 +168,15 @@ class Decision:
 
 
 def decide(
-    observation: Observation | Gone, stored: UserRow | None, policy: Policy = DEFAULT_POLICY
+    observation: Observation | Gone | Roles,
+    stored: UserRow | None,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Decision:
     """Decide how `observation` changes the `stored` row (see the module docstring)."""
     old_state = stored.state if stored is not None else None
     nothing = Decision(observation, stored, policy, None, {}, old_state, old_state, (), False)
+    if isinstance(observation, Roles):
+        return _decide_roles(observation, stored, policy, nothing)
     if stored is not None and observation.read_at < stored.observed_at:
         return nothing  # the stale-write guard: an older read never replaces a newer one
     target = _target_state(observation, policy)
@@ -168,7 +206,36 @@ def decide(
     if target == stored.state and target in LIVE and any(n in diffs for n in PROFILE_FIELDS):
         event = EventType.UPDATED
     events = (event,) if event is not None else ()
+    if target in LIVE and stored.state in LIVE and _roles_news(diffs, policy):
+        events = (*events, EventType.ROLES_CHANGED)
     return Decision(observation, stored, policy, row, diffs, old_state, target, events, changed)
+
+
+def _decide_roles(
+    observation: Roles, stored: UserRow | None, policy: Policy, nothing: Decision
+) -> Decision:
+    """Roles for a stored user in a live state; anyone else's are not ours to keep."""
+    if stored is None or stored.state not in LIVE:
+        return nothing
+    if stored.roles_observed_at is not None and observation.read_at < stored.roles_observed_at:
+        return nothing  # the stale-write guard, on the roles' own clock
+    roles = role_list(observation.roles)
+    row = dataclasses.replace(stored, roles=roles, roles_observed_at=observation.read_at)
+    diffs: dict[str, tuple[Any, Any]] = {}
+    if stored.roles != roles and not (stored.roles is None and not roles):
+        diffs["roles"] = (stored.roles, roles)
+        row = dataclasses.replace(row, updated_at=observation.read_at)
+    events = (EventType.ROLES_CHANGED,) if _roles_news(diffs, policy) else ()
+    state = stored.state
+    return Decision(observation, stored, policy, row, diffs, state, state, events, bool(diffs))
+
+
+def _roles_news(diffs: Mapping[str, tuple[Any, Any]], policy: Policy) -> bool:
+    """Whether a change of who may do what is news: a first read is a baseline."""
+    return any(
+        name in diffs and (diffs[name][0] is not None or policy.announce_first_roles)
+        for name in ROLE_FIELDS
+    )
 
 
 def _target_state(observation: Observation | Gone, policy: Policy) -> State | None:
@@ -199,6 +266,8 @@ def _next_row(observation: Observation | Gone, stored: UserRow, state: State) ->
             moves["deprovisioned_at"] = observation.read_at
     else:
         moves["deprovisioned_at"] = None
+        if stored.state is State.DEPROVISIONED:
+            moves.update(roles=None, admin=None)  # perhaps another person: a new baseline
     if isinstance(observation, Gone):
         moves["status"] = None
         return dataclasses.replace(stored, **moves)
@@ -229,6 +298,9 @@ def event_payload(
     assert row is not None  # only written decisions have events
     user: dict[str, Any] = {name: getattr(row, name) for name in TRACKED_FIELDS}
     user.update(account_id=account_id, extension_id=extension_id, state=str(row.state))
+    # Each event carries its own diffs: who may do what for `user.roles_changed`, the rest else.
+    roles_event = event_type is EventType.ROLES_CHANGED
+    diffs = {n: list(p) for n, p in decision.diffs.items() if (n in ROLE_FIELDS) == roles_event}
     return {
         "type": str(event_type),
         "event_id": event_id,
@@ -240,5 +312,5 @@ def event_payload(
         "state": str(row.state),
         "previous_state": str(decision.old_state) if decision.old_state else None,
         "user": user,
-        "diffs": {name: list(pair) for name, pair in decision.diffs.items()},
+        "diffs": diffs,
     }

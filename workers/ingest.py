@@ -30,7 +30,7 @@ from workers.coalesce import Marked
 from workers.context import Deps, deps
 from workers.failures import guarded
 from workers.metrics import WorkerMetrics
-from workers.reconcile import reconcile_now
+from workers.reconcile import read_roles_soon, reconcile_now
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ async def _dispatch(
     ids = notification.extension_ids()
     inline = Inline(metrics, notification.timestamp)
     await schedule(d, ids, cause=notification.uuid, inline=inline)
+    await read_roles_soon(d, notification.hinted("Permissions"), notification.uuid)
     log.info(
         "notification ingested",
         extra={"uuid": notification.uuid, "kind": kind.value, "extensions": len(ids)},

@@ -28,6 +28,7 @@ class EventType(StrEnum):
     SUSPENDED = "user.suspended"
     REACTIVATED = "user.reactivated"
     DEPROVISIONED = "user.deprovisioned"
+    ROLES_CHANGED = "user.roles_changed"
 
 
 LIVE: Final = frozenset({State.ACTIVE, State.PENDING, State.SUSPENDED})

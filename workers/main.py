@@ -12,7 +12,16 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
 
-from events.queue import DELIVER, INGEST, RECONCILE, RECONCILE_BATCH, RENEW, RESYNC
+from events.queue import (
+    DELIVER,
+    INGEST,
+    RECONCILE,
+    RECONCILE_BATCH,
+    RENEW,
+    RESYNC,
+    ROLES_READ,
+    ROLES_SWEEP,
+)
 from events.settings import Settings
 from workers.context import shutdown, startup
 from workers.delivery.courier import Courier, close_courier
@@ -26,6 +35,7 @@ from workers.metrics import instrument, on_job_start
 from workers.reconcile import reconcile, reconcile_batch
 from workers.resync.run import resync
 from workers.retention import PRUNE_AT, prune_old_records
+from workers.roles import read_roles, sweep_roles
 from workers.subscription.renewal import LOCK_WAIT, cron_times, renew_subscription
 
 # Listings (batch, resync) page through up to 100,000 users at the Medium rate limit.
@@ -57,6 +67,8 @@ def functions(settings: Settings) -> list[Function]:
         job(renewed(resync, lease), RESYNC, LISTING_TIMEOUT),
         job(bounded(deliver, own), DELIVER, timeout),
         job(renewed(renew_subscription, lease), RENEW, RENEWAL_TIMEOUT),
+        job(bounded(read_roles, own), ROLES_READ, timeout),
+        job(renewed(sweep_roles, lease), ROLES_SWEEP, LISTING_TIMEOUT),
     ]
 
 
@@ -96,6 +108,21 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
                 name=settings.key("daily_resync"),
                 hour={settings.resync_at.hour},
                 minute={settings.resync_at.minute},
+                unique=True,
+                timeout=LISTING_TIMEOUT,
+                keep_result=0,
+            )
+        )
+    if settings.roles_every:
+        # Roles change without a notification: swept on a schedule (and after every resync).
+        every = cron_times(settings.roles_every)
+        jobs.append(
+            cron(
+                renewed(sweep_roles, lease_seconds(settings)),
+                name=settings.key("roles_sweep"),
+                hour=every.hour,
+                minute=every.minute,
+                second=every.second,
                 unique=True,
                 timeout=LISTING_TIMEOUT,
                 keep_result=0,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from workers import decide
-from workers.ringcentral.resources import Extension
+from workers.ringcentral.resources import AssignedRole, Extension
 from workers.ringcentral.resources import Gone as ClientGone
 
 # Mirror field -> (object, attribute) it comes from, for knowing what a partial read carries.
@@ -31,6 +33,10 @@ def observe(
             names.add("extension_number")
         if found.international_calling is not None:
             names.add("international_calling")
+        if found.admin is not None:
+            names.add("admin")
+        if "site" in found.model_fields_set:
+            names.add("site")
         present = frozenset(names)
     return decide.Observation(
         read_at=found.read_at,
@@ -44,6 +50,16 @@ def observe(
         department=contact.department,
         job_title=contact.job_title,
         international_calling=found.international_calling,
+        admin=found.admin,
+        site=None if found.site is None else {"id": found.site.id, "name": found.site.name or ""},
         raw=found.model_dump(mode="json", by_alias=True, exclude={"read_at"}, exclude_none=True),
         present=present,
+    )
+
+
+def observe_roles(roles: list[AssignedRole], read_at: datetime) -> decide.Roles:
+    """The decision's view of one extension's roles, as `{id, name}` pairs."""
+    return decide.Roles(
+        read_at=read_at,
+        roles=tuple({"id": role.id, "name": role.display_name or ""} for role in roles),
     )

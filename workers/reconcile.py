@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from events.queue import RECONCILE
+from events.queue import RECONCILE, ROLES_READ, ROLES_SWEEP
 from workers.context import Deps, deps, listing_deps
 from workers.decide import Policy
 from workers.delivery.outbox import announce
@@ -28,7 +28,19 @@ log = logging.getLogger(__name__)
 
 
 def policy(d: Deps, *, baseline: bool = False) -> Policy:
-    return Policy(user_types=frozenset(d.settings.user_types), baseline=baseline)
+    return Policy(
+        user_types=frozenset(d.settings.user_types),
+        baseline=baseline,
+        announce_first_roles=d.settings.emit_baseline,
+    )
+
+
+async def read_roles_soon(d: Deps, extension_ids: list[str], cause: str | None) -> None:
+    """Queue a read of each user's roles (see `workers.roles`): RingCentral says nothing when
+    they change, so a hint that permissions moved, or a user never seen, is the moment to ask."""
+    for extension_id in extension_ids:
+        job_id = d.settings.key("roles", extension_id, cause or "")
+        await d.queue.enqueue(ROLES_READ, extension_id, cause, job_id=job_id)
 
 
 async def reconcile(
@@ -115,6 +127,8 @@ async def reconcile_now(
         if not finished:
             await coalescer.unlock(extension_id, claim.token)
     await announce(d, rows)
+    if decision.stored is None and decision.row is not None:
+        await read_roles_soon(d, [extension_id], cause)
     log.info(
         "extension reconciled",
         extra={
@@ -142,13 +156,14 @@ async def _list_and_apply(d: Deps, cause: str | None) -> str:
     coalescer = d.coalescer
     account_id = await d.account_id()
     await coalescer.set_batch_active(True)
-    applied = 0
+    applied = created = 0
     try:
         # Taken before the first page is sent: every change recorded so far is covered by it.
         generations = await coalescer.begin_many()
         async for page in d.client.list_extensions(types=d.settings.user_types):
             observations = {r.id: observe(r, partial=True) for r in page.records}
-            _, rows = await d.store.apply_many(account_id, observations, cause, policy(d))
+            decisions, rows = await d.store.apply_many(account_id, observations, cause, policy(d))
+            created += sum(1 for i in decisions.values() if i.stored is None and i.row is not None)
             await coalescer.finish_many(
                 {i: generations[i] for i in observations if i in generations}
             )
@@ -157,5 +172,8 @@ async def _list_and_apply(d: Deps, cause: str | None) -> str:
             await coalescer.set_batch_active(True)  # keep the marker alive on long listings
     finally:
         await coalescer.set_batch_active(False)
+    if created:
+        # Users never seen: one sweep reads all their roles for the price of a few requests.
+        await d.queue.enqueue(ROLES_SWEEP, "new users", job_id=d.settings.key("roles", "sweep"))
     log.info("batch reconcile done", extra={"uuid": cause, "extensions": applied})
     return f"{applied} extensions"

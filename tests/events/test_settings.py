@@ -50,6 +50,9 @@ def _build(**values: Any) -> Settings:
         ("RINGSYNC_JOB_TIMEOUT", "0"),
         ("RINGSYNC_DELIVERY_SCHEDULE", "5,-1"),
         ("RINGSYNC_RENEW_MARGIN", "1209600"),  # not shorter than the subscription's life
+        ("RINGSYNC_ROLES_EVERY", "-1"),
+        ("RINGSYNC_ROLES_EVERY", "1.5"),
+        ("RINGSYNC_ROLES_EVERY", "hourly"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it(
@@ -79,6 +82,8 @@ def test_good_settings_are_read_as_meant() -> None:
     assert _build(resync_at="off").resync_at is None
     assert _build(metrics_host="::").metrics_host == "::"
     assert _build(metrics_host="worker-1.internal").metrics_host == "worker-1.internal"
+    assert _build(roles_every="0").roles_every == 0  # only after each resync
+    assert _build(roles_every="1").roles_every == 1
 
 
 def test_the_defaults_are_valid() -> None:

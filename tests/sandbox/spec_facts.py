@@ -119,6 +119,7 @@ EXTENSION_RECORD = obj(
         "status": EXTENSION_STATUS,
         "contact": CONTACT,
         "permissions": obj({}, {"admin": PERMISSION, "internationalCalling": PERMISSION}),
+        "site": obj({}, {"id": STRING, "name": STRING}),
         "hidden": BOOLEAN,
         "creationTime": TIME,
     },
@@ -134,29 +135,40 @@ EXTENSION = obj(
     },
 )
 PAGE_LINK = closed(obj({}, {"uri": URI}))
-EXTENSION_LIST = obj(
-    {"records": array(EXTENSION_RECORD)},
-    {
-        "uri": URI,
-        "paging": closed(
-            obj(
-                {"perPage": count(1, 1000)},
-                {
-                    "page": count(1, 1000),
-                    "pageStart": count(0),
-                    "pageEnd": count(0),
-                    "totalPages": count(0),
-                    "totalElements": count(0),
-                },
-            )
-        ),
-        "navigation": closed(
-            obj(
-                {},
-                {page: PAGE_LINK for page in ("firstPage", "nextPage", "previousPage", "lastPage")},
-            )
-        ),
-    },
+PAGED = {
+    "uri": URI,
+    "paging": closed(
+        obj(
+            {"perPage": count(1, 1000)},
+            {
+                "page": count(1, 1000),
+                "pageStart": count(0),
+                "pageEnd": count(0),
+                "totalPages": count(0),
+                "totalElements": count(0),
+            },
+        )
+    ),
+    "navigation": closed(
+        obj(
+            {},
+            {page: PAGE_LINK for page in ("firstPage", "nextPage", "previousPage", "lastPage")},
+        )
+    ),
+}
+EXTENSION_LIST = obj({"records": array(EXTENSION_RECORD)}, PAGED)
+
+# --- roles ----------------------------------------------------------------------------------------
+ASSIGNED_ROLE = obj(
+    {"id": STRING, "displayName": STRING},
+    {"uri": URI, "autoAssigned": BOOLEAN, "siteCompatible": BOOLEAN, "siteRestricted": BOOLEAN},
+)
+# An extension's roles: a plain list, never paged.
+EXTENSION_ROLES = obj({"records": array(ASSIGNED_ROLE)}, {"uri": URI})
+# The account's assignments: one record per extension that holds a role, paged.
+ACCOUNT_ROLES = obj(
+    {"records": array(obj({"extensionId": STRING, "roles": array(ASSIGNED_ROLE)}, {"uri": URI}))},
+    PAGED,
 )
 
 # --- subscriptions --------------------------------------------------------------------------------
@@ -242,6 +254,9 @@ RESPONSES: Final[dict[tuple[str, str, int], Schema | None]] = {
     ("GET", EXTENSIONS, 401): ERRORS,
     ("GET", ONE_EXTENSION, 200): EXTENSION,
     ("GET", ONE_EXTENSION, 404): ERRORS,
+    ("GET", f"{ACCOUNT_PATH}/assigned-role", 200): ACCOUNT_ROLES,
+    ("GET", f"{ONE_EXTENSION}/assigned-role", 200): EXTENSION_ROLES,
+    ("GET", f"{ONE_EXTENSION}/assigned-role", 404): ERRORS,
     ("GET", "/scim/v2/Users", 200): SCIM_USERS,
     ("GET", "/scim/v2/Users", 400): SCIM_ERROR,
     ("GET", "/scim/v2/Users/{scimUserId}", 200): SCIM_USER,

@@ -151,6 +151,28 @@ async def test_account_and_extension_responses_match_the_spec(
         check(spec, extensions, "get", await anonymous.get("/restapi/v1.0/account/~/extension"))
 
 
+async def test_role_responses_match_the_spec(
+    spec: Spec | None, sandbox: SandboxServer, api: httpx.AsyncClient
+) -> None:
+    world = sandbox.world
+    ids = world.seed(3)
+    world.assign_roles(ids[0], ["1", "4"])
+    world.assign_roles(ids[1], [])
+    world.update_user(ids[2], site={"id": "1234", "name": "Paris"})
+    gone = world.create_user()
+    world.delete(gone)
+    account = "/restapi/v1.0/account/{accountId}/assigned-role"
+    one = "/restapi/v1.0/account/{accountId}/extension/{extensionId}/assigned-role"
+    for query in ("", "?perPage=1&page=2", "?page=9"):
+        check(spec, account, "get", await api.get(f"/restapi/v1.0/account/~/assigned-role{query}"))
+    for extension_id in (*ids, gone):
+        path = f"/restapi/v1.0/account/~/extension/{extension_id}/assigned-role"
+        check(spec, one, "get", await api.get(path))
+    listed = await api.get(f"/restapi/v1.0/account/~/extension/{ids[2]}")
+    check(spec, "/restapi/v1.0/account/{accountId}/extension/{extensionId}", "get", listed)
+    assert listed.json()["site"] == {"id": "1234", "name": "Paris"}
+
+
 async def test_scim_responses_match_the_spec(
     spec: Spec | None, sandbox: SandboxServer, api: httpx.AsyncClient
 ) -> None:
@@ -205,6 +227,8 @@ async def test_notifications_match_the_spec(
         (spec_facts.EXTENSION_LIST, {"records": [], "paging": {"perPage": 1001}}),
         (spec_facts.EXTENSION_LIST, {"records": [], "navigation": {"nextPage": {"href": "x"}}}),
         (spec_facts.SCIM_ERROR, {"status": 404}),
+        (spec_facts.EXTENSION_ROLES, {"records": [{"id": "1"}]}),
+        (spec_facts.ACCOUNT_ROLES, {"records": [{"extensionId": 1, "roles": []}]}),
         (spec_facts.ERRORS, {"errors": []}),
         (spec_facts.SUBSCRIPTION_LIST, {"uri": "http://x/", "records": [{"id": "1"}]}),
         (NOTIFICATIONS["ExtensionListEvent"], {"uuid": "u", "event": "/e", "body": {}}),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from workers.decide import Gone, Observation
+from workers.decide import Gone, Observation, Roles
 from workers.store.identity import Store
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -55,8 +55,12 @@ async def _populate(database_url: str, account_id: str) -> None:
                 first_name="Ada",
                 last_name=f"No{number}",
                 email=f"u{number}@example.com",
+                admin=number == "101",
+                site={"id": "7", "name": "Paris"} if number == "101" else None,
             )
             await store.reconcile(account_id, number, observation, "test")
+        roles = Roles(T0, ({"id": "1", "name": "Super Admin"},))
+        await store.reconcile(account_id, "101", roles, "test")
         await store.reconcile(account_id, "103", Gone(T0 + timedelta(minutes=1)), "test")
     finally:
         await store.close()
@@ -84,6 +88,14 @@ def test_users_json_lists_every_known_user(
     assert users["103"]["email"] == "u103@example.com"
     assert users["103"]["updated_at"] == "2026-01-05T09:01:00+00:00"
     assert datetime.fromisoformat(str(users["101"]["updated_at"])) == T0
+    # Who may do what: roles as `{id, name}` (null until read), the admin flag, the site.
+    assert users["101"]["roles"] == [{"id": "1", "name": "Super Admin"}]
+    assert (users["101"]["admin"], users["101"]["site"]) == (True, {"id": "7", "name": "Paris"})
+    assert (users["102"]["roles"], users["102"]["admin"], users["102"]["site"]) == (
+        None,
+        False,
+        None,
+    )
 
 
 def test_users_filters_by_state_and_prints_a_table(

@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from events.queue import ROLES_SWEEP
 from workers.context import Deps, listing_deps
 from workers.failures import guarded
 from workers.lock import RedisLock
@@ -72,6 +73,9 @@ async def run_resync(
     else:
         async with _exclusive(d, on_wait):
             await run.execute()
+        # No notification says roles changed, so whatever a resync catches up on, so do roles.
+        job_id = d.settings.key("roles", "sweep")
+        await d.queue.enqueue(ROLES_SWEEP, "resync", job_id=job_id)
     return summary
 
 

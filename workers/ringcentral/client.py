@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
+from typing import TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -22,9 +23,12 @@ from workers.ringcentral.budget import Budget
 from workers.ringcentral.errors import ApiError
 from workers.ringcentral.resources import (
     Account,
+    AssignedRolePage,
+    AssignedRoles,
     Extension,
     ExtensionPage,
     Gone,
+    Page,
     ScimUser,
     ScimUserPage,
     Subscription,
@@ -33,8 +37,12 @@ from workers.ringcentral.resources import (
 from workers.ringcentral.session import Params, Session, error_body, parse
 
 EXTENSIONS = "/restapi/v1.0/account/~/extension"
+ASSIGNED_ROLES = "/restapi/v1.0/account/~/assigned-role"
 SUBSCRIPTIONS = "/restapi/v1.0/subscription"
 SCIM_USERS = "/scim/v2/Users"
+
+
+P = TypeVar("P", bound=Page)
 
 
 class RingCentral:
@@ -101,10 +109,29 @@ class RingCentral:
         params += [("type", kind) for kind in types or ()]
         if status is not None:
             params.append(("status", status))
-        path = EXTENSIONS
+        async for page in self._pages(ExtensionPage, EXTENSIONS, params):
+            yield page
+
+    async def list_assigned_roles(self, *, per_page: int = 1000) -> AsyncIterator[AssignedRolePage]:
+        """Every page of the account's role assignments (Medium): extensions with no role are
+        not listed, so only a listing read to its end says who has none."""
+        params: Params = [("page", 1), ("perPage", per_page)]
+        async for page in self._pages(AssignedRolePage, ASSIGNED_ROLES, params):
+            yield page
+
+    async def get_assigned_roles(self, extension_id: str) -> AssignedRoles | Gone:
+        """One extension's roles (Light), or Gone when the extension no longer exists."""
+        path = f"{EXTENSIONS}/{quote(str(extension_id), safe='')}/assigned-role"
+        response, sent_at = await self._session.send("GET", path, allow=frozenset({404}))
+        if response.status_code == 404:
+            return Gone(id=str(extension_id), read_at=sent_at, error_code=error_body(response).code)
+        return parse(AssignedRoles, response, read_at=sent_at)
+
+    async def _pages(self, model: type[P], path: str, params: Params) -> AsyncIterator[P]:
+        """Pages of `model`, following `navigation.nextPage` until there is none."""
         while True:
             response, sent_at = await self._session.send("GET", path, params=params)
-            page = parse(ExtensionPage, response, read_at=sent_at)
+            page = parse(model, response, read_at=sent_at)
             yield page
             following = page.navigation.next_page
             if following is None or not page.records:

@@ -9,6 +9,7 @@ no default: a value whose read time is unknown cannot be made.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Final
 
@@ -65,6 +66,11 @@ class Permissions(Resource):
     international_calling: Permission | None = None
 
 
+class Site(Resource):
+    id: Id
+    name: str | None = None
+
+
 class Contact(Resource):
     first_name: str | None = None
     last_name: str | None = None
@@ -102,6 +108,7 @@ class Extension(Read):
     name: str | None = None
     contact: Contact = Field(default_factory=Contact)
     permissions: Permissions | None = None
+    site: Site | None = None
     status_info: StatusInfo | None = None
     regional_settings: RegionalSettings | None = None
 
@@ -111,6 +118,13 @@ class Extension(Read):
         if self.permissions is None or self.permissions.international_calling is None:
             return None
         return self.permissions.international_calling.enabled
+
+    @property
+    def admin(self) -> bool | None:
+        """Whether the extension has the admin permission, or None when the read did not say."""
+        if self.permissions is None or self.permissions.admin is None:
+            return None
+        return self.permissions.admin.enabled
 
 
 class PageUri(Resource):
@@ -135,10 +149,38 @@ class Paging(Resource):
     total_elements: int | None = None
 
 
-class ExtensionPage(Read):
-    records: list[Extension]
+class Page(Read):
+    """A page of a paged listing; subclasses say what its records are."""
+
+    records: Sequence[Any]
     navigation: Navigation = Field(default_factory=Navigation)
     paging: Paging = Field(default_factory=Paging)
+
+
+class ExtensionPage(Page):
+    records: list[Extension]
+
+
+class AssignedRole(Resource):
+    id: Id
+    display_name: str | None = None
+
+
+class AssignedRoles(Read):
+    """One extension's roles (`GET .../extension/{id}/assigned-role`)."""
+
+    records: list[AssignedRole] = Field(default_factory=list)
+
+
+class ExtensionRoles(Resource):
+    extension_id: Id
+    roles: list[AssignedRole] = Field(default_factory=list)
+
+
+class AssignedRolePage(Page):
+    """A page of the account's role assignments: only extensions holding a role are listed."""
+
+    records: list[ExtensionRoles]
 
 
 class Account(Resource):

@@ -16,7 +16,16 @@ from typing import Any, Self
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from workers.decide import DEFAULT_POLICY, Decision, Gone, Observation, Policy, UserRow, decide
+from workers.decide import (
+    DEFAULT_POLICY,
+    Decision,
+    Gone,
+    Observation,
+    Policy,
+    Roles,
+    UserRow,
+    decide,
+)
 from workers.lifecycle import State
 from workers.store import tables
 from workers.store.engine import create_engine, lock_users, upgrade, write_transaction
@@ -104,6 +113,15 @@ class Store:
         async with self.engine.connect() as conn:
             return (await conn.execute(query.limit(1))).first() is not None
 
+    async def live_user_ids(self, account_id: str) -> list[str]:
+        """The extension ids of the account's users not deprovisioned."""
+        users = tables.users
+        query = select(users.c.extension_id).where(
+            and_(users.c.account_id == account_id, users.c.state != str(State.DEPROVISIONED))
+        )
+        async with self.engine.connect() as conn:
+            return [str(found) for found in (await conn.execute(query)).scalars()]
+
     async def apply(
         self, account_id: str, extension_id: str, decision: Decision, cause: str | None
     ) -> list[OutboxRow]:
@@ -119,7 +137,7 @@ class Store:
         self,
         account_id: str,
         extension_id: str,
-        observation: Observation | Gone,
+        observation: Observation | Gone | Roles,
         cause: str | None,
         policy: Policy = DEFAULT_POLICY,
     ) -> tuple[Decision, list[OutboxRow]]:
@@ -134,7 +152,7 @@ class Store:
     async def apply_many(
         self,
         account_id: str,
-        observations: Mapping[str, Observation | Gone],
+        observations: Mapping[str, Observation | Gone | Roles],
         cause: str | None,
         policy: Policy = DEFAULT_POLICY,
     ) -> tuple[dict[str, Decision], list[OutboxRow]]:

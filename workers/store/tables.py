@@ -87,6 +87,11 @@ users = Table(
     Column("status", String(32)),
     Column("state", String(16), nullable=False),
     Column("international_calling", Boolean),
+    Column("site", _json()),
+    Column("admin", Boolean),
+    # `{id, name}` lists; NULL until the first roles read. Roles are read on their own clock.
+    Column("roles", _json()),
+    Column("roles_observed_at", UtcDateTime),
     Column("raw", _json()),
     # When the read that produced this row was sent: the stale-write guard's clock.
     Column("observed_at", UtcDateTime, nullable=False),
