@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,12 +78,11 @@ def write_revision(message: str, target_metadata: MetaData, directory: Path | No
     defaults); read the result.
     """
     from alembic import command
-    from alembic.script import Script, ScriptDirectory
+    from alembic.script import Script
 
     with tempfile.TemporaryDirectory() as scratch:
         cfg = config(f"sqlite+aiosqlite:///{Path(scratch) / 'head.db'}")
         command.upgrade(cfg, HEAD)
-        head = ScriptDirectory.from_config(cfg).get_current_head()
         if directory is not None:
             versions = Path(__file__).parent / "versions"
             cfg.set_main_option(
@@ -93,7 +93,8 @@ def write_revision(message: str, target_metadata: MetaData, directory: Path | No
             cfg,
             message,
             autogenerate=True,
-            rev_id=f"{int(head or 0) + 1:04d}",
+            # Named after what it adds: parallel branches never take the same number.
+            rev_id=re.sub(r"\W+", "_", message.lower()).strip("_"),
             version_path=None if directory is None else str(directory),
         )
     assert isinstance(script, Script)  # one revision, on one head

@@ -42,6 +42,7 @@ class Deps:
     async def account_id(self) -> str:
         """The numeric account id (never `~`), asked of RingCentral once and shared in Redis."""
         if self._account_id is None:
+            # The default account (RC_* environment); stored accounts are built with their id.
             key = self.settings.key("account_id")
             cached = await self.redis.get(key)
             if cached is None:

@@ -14,6 +14,7 @@ from arq.worker import Function, Worker, func
 
 from events.queue import DELIVER, INGEST, RECONCILE, RECONCILE_BATCH, RENEW, RESYNC
 from events.settings import Settings
+from workers.accounts.registry import Registry, for_every_account, scoped
 from workers.context import shutdown, startup
 from workers.delivery.courier import Courier, close_courier
 from workers.delivery.deliver import deliver, sweep_deliveries
@@ -50,12 +51,12 @@ def functions(settings: Settings) -> list[Function]:
         return func(coroutine, name=name, timeout=seconds, max_tries=ARQ_MAX_TRIES, **extra)
 
     return [
-        job(bounded(ingest, own), INGEST, timeout, keep_result=True),
-        job(bounded(reconcile, own), RECONCILE, timeout),
-        job(renewed(reconcile_batch, lease), RECONCILE_BATCH, LISTING_TIMEOUT),
-        job(renewed(resync, lease), RESYNC, LISTING_TIMEOUT),
-        job(bounded(deliver, own), DELIVER, timeout),
-        job(renewed(renew_subscription, lease), RENEW, RENEWAL_TIMEOUT),
+        job(scoped(bounded(ingest, own)), INGEST, timeout, keep_result=True),
+        job(scoped(bounded(reconcile, own)), RECONCILE, timeout),
+        job(scoped(renewed(reconcile_batch, lease)), RECONCILE_BATCH, LISTING_TIMEOUT),
+        job(scoped(renewed(resync, lease)), RESYNC, LISTING_TIMEOUT),
+        job(scoped(bounded(deliver, own), calls_ringcentral=False), DELIVER, timeout),
+        job(scoped(renewed(renew_subscription, lease)), RENEW, RENEWAL_TIMEOUT),
     ]
 
 
@@ -78,7 +79,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     every = cron_times(settings.renew_every)
     jobs.append(
         cron(
-            renewed(renew_subscription, lease_seconds(settings)),
+            for_every_account(renewed(renew_subscription, lease_seconds(settings)), RENEW, "cron"),
             name=settings.key("renewal"),
             hour=every.hour,
             minute=every.minute,
@@ -91,7 +92,9 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     if settings.resync_at is not None:
         jobs.append(
             cron(
-                renewed(resync, lease_seconds(settings)),
+                for_every_account(
+                    renewed(resync, lease_seconds(settings)), RESYNC, "schedule", spread=True
+                ),
                 name=settings.key("daily_resync"),
                 hour={settings.resync_at.hour},
                 minute={settings.resync_at.minute},
@@ -118,6 +121,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
 async def start(ctx: dict[str, Any]) -> None:
     """arq's on_startup: the shared dependencies, and the delivery metrics beside the worker's."""
     await startup(ctx)
+    ctx["accounts"] = Registry(ctx["deps"], ctx["metrics"])
     courier = ctx.get("courier")
     if isinstance(courier, Courier):
         # Served with the worker's own metrics, on RINGSYNC_METRICS_PORT.
@@ -128,6 +132,9 @@ async def stop(ctx: dict[str, Any]) -> None:
     """arq's on_shutdown: close the delivery HTTP client, then the shared dependencies."""
     try:
         await close_courier(ctx)
+        accounts = ctx.get("accounts")
+        if isinstance(accounts, Registry):
+            await accounts.close()
     finally:
         await shutdown(ctx)
 

@@ -9,7 +9,7 @@ clock (shared by every process; see `workers.ringcentral.budget`).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from urllib.parse import quote
 
@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from events.settings import Settings
 from workers.ringcentral.budget import Budget
-from workers.ringcentral.errors import ApiError
+from workers.ringcentral.errors import ApiError, AuthError
 from workers.ringcentral.resources import (
     Account,
     Extension,
@@ -51,6 +51,7 @@ class RingCentral:
         timeout: float = 20.0,
         backoff: float = 0.25,
         clock: Callable[[], float] = time.time,
+        on_refused: Callable[[AuthError], Awaitable[None]] | None = None,
     ) -> None:
         # `max_wait` caps how long one call waits for budget before raising RateLimited, so jobs
         # retry later instead of holding a worker slot; `clock` only decides token freshness.
@@ -64,6 +65,7 @@ class RingCentral:
             timeout=timeout,
             backoff=backoff,
             clock=clock,
+            on_refused=on_refused,
         )
         self.budget: Budget = self._session.budget
 

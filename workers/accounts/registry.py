@@ -1,0 +1,186 @@
+"""Which account a job acts for, and that account's own dependencies.
+
+A job queued for a stored account carries `account=ID`; `scoped` swaps the job's `Deps` for that
+account's (its credentials, its token, rate-limit budget, locks, coalescing keys and queue, all
+under Redis keys of its own), so the jobs themselves never branch on accounts. Jobs without the
+argument act for the default account, exactly as before accounts existed. An account that is
+failing or removed runs no job that would call RingCentral: it is skipped, not retried.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import time
+from typing import Any
+
+from arq.typing import WorkerCoroutine
+
+from events.queue import Queue
+from workers.accounts.store import Account, AccountState, AccountStore
+from workers.accounts.vault import Vault
+from workers.coalesce import Coalescer
+from workers.context import Deps
+from workers.delivery.outbox import announce
+from workers.metrics import WorkerMetrics
+from workers.ringcentral.client import RingCentral
+from workers.ringcentral.errors import AuthError
+
+log = logging.getLogger(__name__)
+
+# A changed row (new credentials, failing, removed) reaches every worker within this long.
+RELOAD_EVERY = 5.0
+
+
+async def account_deps(base: Deps, account: Account, *, max_wait: float, **client: Any) -> Deps:
+    """`base` acting for the stored `account`: its settings, client, coalescer and queue."""
+    if account.credentials is None:
+        raise ValueError(f"account {account.account_id} has no stored credentials")
+    jwt = Vault(base.settings).open(account.credentials)
+    settings = base.settings.for_account(account.account_id, server_url=account.server_url, jwt=jwt)
+    book = AccountStore(base.store)
+
+    async def refused(exc: AuthError) -> None:
+        await mark_failing(base, book, account.account_id, str(exc))
+
+    return Deps(
+        settings=settings,
+        redis=base.redis,
+        queue=Queue(base.redis, settings.queue_name, account=account.account_id),
+        store=base.store,
+        client=RingCentral(settings, base.redis, max_wait=max_wait, on_refused=refused, **client),
+        coalescer=Coalescer(base.redis, settings, window=settings.coalesce_window),
+        _account_id=account.account_id,
+    )
+
+
+async def mark_failing(base: Deps, book: AccountStore, account_id: str, reason: str) -> None:
+    """The account's credentials were refused: stop calling RingCentral for it, tell downstream
+    once (`account.failing`)."""
+    row = await book.mark_failing(account_id, reason)
+    if row is not None:
+        log.error("account credentials refused; account is failing", extra={"account": account_id})
+        await announce(base, [row])
+
+
+class Registry:
+    """The Deps of every stored account this worker has acted for, reloaded now and then."""
+
+    def __init__(self, base: Deps, metrics: WorkerMetrics | None = None) -> None:
+        self._base = base
+        self._book = AccountStore(base.store)
+        self._metrics = metrics
+        self._built: dict[str, tuple[float, Account, Deps]] = {}
+        self._default_registered = False
+
+    @property
+    def base(self) -> Deps:
+        return self._base
+
+    async def register_default(self) -> None:
+        """Give the RC_* environment's account its row, once its id is known (no call made)."""
+        if self._default_registered:
+            return
+        known = await self._base.redis.get(self._base.settings.key("account_id"))
+        if known is not None:
+            await self._book.register_default(known.decode(), self._base.settings.rc_server_url)
+            self._default_registered = True
+
+    async def deps(self, account_id: str) -> Deps | None:
+        """The account's Deps, or None when it is not active (failing, removed, unknown)."""
+        now = time.monotonic()
+        cached = self._built.get(account_id)
+        if cached is not None and now - cached[0] < RELOAD_EVERY:
+            return cached[2] if cached[1].state is AccountState.ACTIVE else None
+        account = await self._book.get(account_id)
+        if account is None or account.is_default:
+            return self._base if account is not None else None
+        if cached is not None and cached[1].updated_at == account.updated_at:
+            self._built[account_id] = (now, account, cached[2])
+            return cached[2] if account.state is AccountState.ACTIVE else None
+        if cached is not None:
+            await close(cached[2])
+        transport = None if self._metrics is None else self._metrics.transport()
+        built = await account_deps(
+            self._base,
+            account,
+            max_wait=self._base.settings.job_timeout / 3,
+            transport=transport,
+        )
+        self._built[account_id] = (now, account, built)
+        return built if account.state is AccountState.ACTIVE else None
+
+    async def close(self) -> None:
+        for _, _, built in self._built.values():
+            await close(built)
+        self._built.clear()
+
+
+async def close(d: Deps) -> None:
+    await d.queue.close()
+    await d.client.aclose()
+
+
+def registry(ctx: dict[str, Any]) -> Registry:
+    """The worker's registry, built at start-up (see `workers.main.start`)."""
+    found = ctx.get("accounts")
+    if not isinstance(found, Registry):
+        raise RuntimeError("the worker's account registry was not built at start-up")
+    return found
+
+
+def scoped(job: WorkerCoroutine, *, calls_ringcentral: bool = True) -> WorkerCoroutine:
+    """`job`, acting for the account named by its `account` argument (none = the default).
+
+    A job that never calls RingCentral (delivery) runs whatever the account's state: an
+    `account.failing` event must still reach downstream.
+    """
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, account: str = "", **kwargs: Any) -> Any:
+        accounts = registry(ctx)
+        if not calls_ringcentral:
+            return await job(ctx, *args, **kwargs)
+        if not account:
+            await accounts.register_default()
+        else:
+            found = await accounts.deps(account)
+            if found is None:
+                log.info("job skipped: account not active", extra={"account": account})
+                return "account not active"
+            ctx["deps"] = found  # arq gives every job its own ctx
+        return await job(ctx, *args, **kwargs)
+
+    return run
+
+
+def stagger(account_id: str, spread: float = 3600.0) -> float:
+    """Seconds after the scheduled time an account's daily resync starts: spread over the hour
+    by account id, so a hundred accounts do not list at once."""
+    digest = hashlib.sha256(account_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % int(spread)
+
+
+def for_every_account(
+    job: WorkerCoroutine, function: str, reason: str, *, spread: bool = False
+) -> WorkerCoroutine:
+    """A cron `job` for the default account that first queues `function` for every active
+    stored account (each then runs with its own credentials, locks and budget)."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        base = registry(ctx).base
+        for account in await AccountStore(base.store).list():
+            if account.is_default or account.state is not AccountState.ACTIVE:
+                continue
+            await base.queue.enqueue(
+                function,
+                reason,
+                account=account.account_id,
+                job_id=base.settings.key("account", account.account_id, function, reason),
+                defer_by=stagger(account.account_id) if spread else 0.0,
+            )
+        return await job(ctx, *args, **kwargs)
+
+    return run
