@@ -326,7 +326,7 @@ class Settings(BaseSettings):
     def key(self, *parts: str) -> str:
         """A Redis key in this deployment's namespace (and this copy's account, if stored)."""
         scope = ("account", self._account) if self._account else ()
-        return ":".join((self.redis_namespace, *scope, *parts))
+        return self.root_key(*scope, *parts)
 
     def process_env(self, **overrides: str) -> dict[str, str]:
         """The environment of a `ringsync` process joining this deployment (this process's
@@ -348,7 +348,11 @@ class Settings(BaseSettings):
             **overrides,
         }
 
+    def root_key(self, *parts: str) -> str:
+        """A Redis key of the whole deployment, whichever account this copy acts for."""
+        return ":".join((self.redis_namespace, *parts))
+
     @property
     def queue_name(self) -> str:
         """The arq queue every ringsync job goes through."""
-        return ":".join((self.redis_namespace, "queue"))
+        return self.root_key("queue")

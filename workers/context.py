@@ -59,7 +59,9 @@ class Deps:
         now = time.monotonic()
         if now - self._last_event_noted >= every:
             self._last_event_noted = now
-            await self.store.set_state("last_event_at", received_at.isoformat())
+            await self.store.set_state(
+                "last_event_at", received_at.isoformat(), self.settings.account
+            )
 
     async def budget_snapshot(self, max_age: float = 1.0) -> dict[str, GroupBudget]:
         """The shared rate-limit budget per group, at most `max_age` seconds old."""

@@ -82,7 +82,7 @@ class Registry:
         """Give the RC_* environment's account its row, once its id is known (no call made)."""
         if self._default_registered:
             return
-        known = await self._base.redis.get(self._base.settings.key("account_id"))
+        known = await self._base.redis.get(self._base.settings.root_key("account_id"))
         if known is not None:
             await self._book.register_default(known.decode(), self._base.settings.rc_server_url)
             self._default_registered = True
