@@ -116,8 +116,8 @@ class AccountStore:
                     .values(is_default=True, server_url=server_url, credentials=None)
                 )
 
-    async def add(self, account_id: str, name: str, server_url: str, sealed: str) -> bool:
-        """Store a new account (or bring back a removed one); False when it is already here."""
+    async def add(self, account_id: str, name: str, server_url: str, sealed: str) -> Account | None:
+        """Store a new account (or bring back a removed one); None when it is already here."""
         now = datetime.now(UTC)
         values = {
             "name": name,
@@ -141,15 +141,15 @@ class AccountStore:
                         account_id=account_id, is_default=False, created_at=now, **values
                     )
                 )
-                return True
-            if found[0] != AccountState.REMOVED:
-                return False
-            await conn.execute(
-                update(tables.accounts)
-                .where(tables.accounts.c.account_id == account_id)
-                .values(**values)
-            )
-            return True
+            elif found[0] != AccountState.REMOVED:
+                return None
+            else:
+                await conn.execute(
+                    update(tables.accounts)
+                    .where(tables.accounts.c.account_id == account_id)
+                    .values(**values)
+                )
+        return await self.get(account_id)
 
     async def set_credentials(self, account_id: str, sealed: str) -> None:
         """New credentials: the account is active again."""
