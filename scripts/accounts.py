@@ -27,6 +27,7 @@ from workers.accounts.vault import MissingKey, UnreadableCredentials, Vault
 from workers.context import Deps
 from workers.ringcentral.client import RingCentral
 from workers.ringcentral.errors import RingCentralError
+from workers.store.identity import Store
 from workers.subscription.renewal import NotConfigured, ensure_subscription
 from workers.subscription.store import subscription_status
 
@@ -160,28 +161,32 @@ def run_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def account_rows(store: Store) -> list[dict[str, Any]]:
+    """Every account as `accounts list --json` and `status --json` show it."""
+    rows = []
+    for account in await AccountStore(store).list():
+        scope = "" if account.is_default else account.account_id
+        subscription = await subscription_status(store, account.account_id)
+        rows.append(
+            {
+                "account_id": account.account_id,
+                "name": account.name,
+                "state": account.state.value,
+                "server_url": account.server_url,
+                "default": account.is_default,
+                "users": len(await store.list_users(account_id=account.account_id)),
+                "subscription": subscription.get("id"),
+                "last_event": await store.get_state("last_event_at", scope),
+                "reason": account.reason,
+            }
+        )
+    return rows
+
+
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     async def load() -> list[dict[str, Any]]:
         async with open_deps(settings) as d:
-            rows = []
-            for account in await AccountStore(d.store).list():
-                scope = "" if account.is_default else account.account_id
-                users = len(await d.store.list_users(account_id=account.account_id))
-                subscription = await subscription_status(d.store, account.account_id)
-                rows.append(
-                    {
-                        "account_id": account.account_id,
-                        "name": account.name,
-                        "state": account.state.value,
-                        "server_url": account.server_url,
-                        "default": account.is_default,
-                        "users": users,
-                        "subscription": subscription.get("id"),
-                        "last_event": await d.store.get_state("last_event_at", scope),
-                        "reason": account.reason,
-                    }
-                )
-            return rows
+            return await account_rows(d.store)
 
     rows = asyncio.run(load())
     if args.json:

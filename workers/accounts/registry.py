@@ -143,13 +143,16 @@ def scoped(job: WorkerCoroutine, *, calls_ringcentral: bool = True) -> WorkerCor
         if not calls_ringcentral:
             return await job(ctx, *args, **kwargs)
         if not account:
-            await accounts.register_default()
-        else:
-            found = await accounts.deps(account)
-            if found is None:
-                log.info("job skipped: account not active", extra={"account": account})
-                return "account not active"
-            ctx["deps"] = found  # arq gives every job its own ctx
+            try:
+                return await job(ctx, *args, **kwargs)
+            finally:
+                # Its first job may be the one that learned the default account's id.
+                await accounts.register_default()
+        found = await accounts.deps(account)
+        if found is None:
+            log.info("job skipped: account not active", extra={"account": account})
+            return "account not active"
+        ctx["deps"] = found  # arq gives every job its own ctx
         return await job(ctx, *args, **kwargs)
 
     return run
