@@ -4,6 +4,7 @@ store cannot be reached, and closed again."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
@@ -94,6 +95,15 @@ async def open_deps(settings: Settings, *, max_wait: float = 30.0) -> AsyncItera
             await queue.close()
             await client.aclose()
             await store.close()
+
+
+def account_argument(parser: argparse.ArgumentParser) -> None:
+    """`--account ID`, for commands that concern one account."""
+    parser.add_argument(
+        "--account",
+        metavar="ID",
+        help="the account (its numeric id); may be omitted while only one is mirrored",
+    )
 
 
 @contextlib.asynccontextmanager
