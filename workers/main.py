@@ -52,8 +52,12 @@ def functions(settings: Settings) -> list[Function]:
 
     return [
         job(scoped(bounded(ingest, own)), INGEST, timeout, keep_result=True),
-        job(scoped(bounded(reconcile, own)), RECONCILE, timeout),
-        job(scoped(renewed(reconcile_batch, lease)), RECONCILE_BATCH, LISTING_TIMEOUT),
+        job(scoped(bounded(reconcile, own), deferred_as=(RECONCILE, "light")), RECONCILE, timeout),
+        job(
+            scoped(renewed(reconcile_batch, lease), deferred_as=(RECONCILE_BATCH, "medium")),
+            RECONCILE_BATCH,
+            LISTING_TIMEOUT,
+        ),
         job(scoped(renewed(resync, lease)), RESYNC, LISTING_TIMEOUT),
         job(scoped(bounded(deliver, own), calls_ringcentral=False), DELIVER, timeout),
         job(scoped(renewed(renew_subscription, lease)), RENEW, RENEWAL_TIMEOUT),

@@ -21,7 +21,7 @@ from events.queue import Queue
 from workers.accounts.store import Account, AccountState, AccountStore
 from workers.accounts.vault import Vault
 from workers.coalesce import Coalescer
-from workers.context import Deps
+from workers.context import Deps, deps
 from workers.delivery.outbox import announce
 from workers.metrics import WorkerMetrics
 from workers.ringcentral.client import RingCentral
@@ -130,11 +130,19 @@ def registry(ctx: dict[str, Any]) -> Registry:
     return found
 
 
-def scoped(job: WorkerCoroutine, *, calls_ringcentral: bool = True) -> WorkerCoroutine:
+def scoped(
+    job: WorkerCoroutine,
+    *,
+    calls_ringcentral: bool = True,
+    deferred_as: tuple[str, str] | None = None,
+) -> WorkerCoroutine:
     """`job`, acting for the account named by its `account` argument (none = the default).
 
     A job that never calls RingCentral (delivery) runs whatever the account's state: an
-    `account.failing` event must still reach downstream.
+    `account.failing` event must still reach downstream. With `deferred_as` (the job's name and
+    the rate-limit group it reads in), a job whose account has no budget for a while (a 429
+    penalty, a spent window) is queued again for when there is, instead of holding a worker
+    slot asleep while other accounts' work waits.
     """
 
     @functools.wraps(job)
@@ -142,20 +150,45 @@ def scoped(job: WorkerCoroutine, *, calls_ringcentral: bool = True) -> WorkerCor
         accounts = registry(ctx)
         if not calls_ringcentral:
             return await job(ctx, *args, **kwargs)
-        if not account:
-            try:
-                return await job(ctx, *args, **kwargs)
-            finally:
-                # Its first job may be the one that learned the default account's id.
+        if account:
+            found = await accounts.deps(account)
+            if found is None:
+                log.info("job skipped: account not active", extra={"account": account})
+                return "account not active"
+            ctx["deps"] = found  # arq gives every job its own ctx
+        if deferred_as is not None and await _defer(ctx, deferred_as, args, kwargs):
+            return "deferred"
+        try:
+            return await job(ctx, *args, **kwargs)
+        finally:
+            if not account:  # its first job may be the one that learned the default's id
                 await accounts.register_default()
-        found = await accounts.deps(account)
-        if found is None:
-            log.info("job skipped: account not active", extra={"account": account})
-            return "account not active"
-        ctx["deps"] = found  # arq gives every job its own ctx
-        return await job(ctx, *args, **kwargs)
 
     return run
+
+
+# A job waits for budget inside itself up to this long; beyond, it is queued again for later.
+DEFER_OVER = 1.0
+
+
+async def _defer(
+    ctx: dict[str, Any], deferred_as: tuple[str, str], args: Any, kwargs: dict[str, Any]
+) -> bool:
+    """Queue the job again for when its group has budget; False when it may run now."""
+    d = deps(ctx)
+    name, group = deferred_as
+    at = await d.client.budget.available_at(group)
+    wait = at - time.time()
+    if wait <= DEFER_OVER:
+        return False
+    # One id per moment it is due, so a re-run of this job queues no second copy.
+    base = str(ctx.get("job_id") or name).split("~at")[0]
+    await d.queue.enqueue(name, *args, job_id=f"{base}~at{int(at)}", defer_by=wait, **kwargs)
+    log.info(
+        "job deferred: no rate-limit budget",
+        extra={"job_id": ctx.get("job_id"), "group": group, "delay": round(wait, 3)},
+    )
+    return True
 
 
 def stagger(account_id: str, spread: float = 3600.0) -> float:

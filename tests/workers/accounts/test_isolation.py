@@ -59,8 +59,10 @@ class Two:
 
 
 @contextlib.asynccontextmanager
-async def two_accounts(make_pipeline: MakePipeline, tmp_path: Path) -> AsyncIterator[Two]:
-    p = await make_pipeline(users=2, secret_key=KEY)
+async def two_accounts(
+    make_pipeline: MakePipeline, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[Two]:
+    p = await make_pipeline(users=2, secret_key=KEY, **overrides)
     a = p.sandbox
     async with SandboxServer(users=3, client_id=a.client_id, client_secret=a.client_secret) as b:
         jwt_file = tmp_path / "b.jwt"
@@ -181,6 +183,51 @@ async def test_a_penalty_in_one_account_does_not_hold_the_other(
             assert len(b.world.calls) == calls
         finally:
             await redis.aclose()
+
+
+async def test_an_account_without_budget_holds_no_worker_slot_from_another(
+    make_pipeline: MakePipeline, tmp_path: Path
+) -> None:
+    async with two_accounts(make_pipeline, tmp_path, worker_concurrency=2) as two:
+        p, b = two.p, two.b
+        b_settings = p.settings.for_account(b.account_id, server_url=b.url, jwt=b.jwt)
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(p.settings.redis_url)
+        try:
+            # Short enough that a job would sleep through it (under a third of its timeout).
+            for group in ("light", "medium"):
+                await Budget(b_settings, redis).penalize(group, 8)
+            for user in b.world.ordered():
+                b.world.update_user(user.id, department="Storm")
+            # Every B notification is ingested: its reconciles are queued, due now.
+            await reaches(lambda: _scheduled(p, b.account_id), 3, what="B's notifications")
+            a_user = p.sandbox.world.ordered()[1].id
+            started = time.monotonic()
+            p.sandbox.world.update_user(a_user, first_name="Prompt")
+            await reaches(lambda: _first_name(p, p.sandbox.account_id, a_user), "Prompt")
+            assert time.monotonic() - started < 4
+        finally:
+            await redis.aclose()
+
+        # B's changes land once its penalty is over.
+        async def departments() -> set[str | None]:
+            users = await p.store.list_users(account_id=b.account_id)
+            return {u.row.department for u in users}
+
+        await eventually(lambda: _is_storm(departments), within=30, what="B's changes")
+
+
+async def _scheduled(p: Pipeline, account_id: str) -> int:
+    query = select(func.count()).where(
+        tables.events.c.account_id == account_id, tables.events.c.outcome == "scheduled"
+    )
+    async with p.store.engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def _is_storm(departments: Callable[[], Awaitable[set[str | None]]]) -> bool:
+    return await departments() == {"Storm"}
 
 
 async def test_refused_credentials_make_the_account_failing_once_until_updated(
