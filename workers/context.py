@@ -34,6 +34,8 @@ class Deps:
     store: Store
     client: RingCentral
     coalescer: Coalescer
+    # False while the account's credentials are refused: nothing may call RingCentral for it.
+    active: bool = True
     _account_id: str | None = field(default=None, repr=False)
     _users: tuple[float, int] | None = field(default=None, repr=False)
     _last_event_noted: float = field(default=0.0, repr=False)
@@ -94,7 +96,11 @@ async def listing_deps(ctx: dict[str, Any]) -> AsyncIterator[Deps]:
     metrics = ctx.get("metrics")
     transport = metrics.transport() if isinstance(metrics, WorkerMetrics) else None
     async with RingCentral(
-        d.settings, d.redis, max_wait=LISTING_WAIT, transport=transport
+        d.settings,
+        d.redis,
+        max_wait=LISTING_WAIT,
+        transport=transport,
+        on_refused=d.client.on_refused,
     ) as client:
         yield dataclasses.replace(d, client=client)
 

@@ -51,7 +51,12 @@ def functions(settings: Settings) -> list[Function]:
         return func(coroutine, name=name, timeout=seconds, max_tries=ARQ_MAX_TRIES, **extra)
 
     return [
-        job(scoped(bounded(ingest, own)), INGEST, timeout, keep_result=True),
+        job(
+            scoped(bounded(ingest, own), keeps_notifications=True),
+            INGEST,
+            timeout,
+            keep_result=True,
+        ),
         job(scoped(bounded(reconcile, own), deferred_as=(RECONCILE, "light")), RECONCILE, timeout),
         job(
             scoped(renewed(reconcile_batch, lease), deferred_as=(RECONCILE_BATCH, "medium")),
@@ -125,7 +130,8 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
 async def start(ctx: dict[str, Any]) -> None:
     """arq's on_startup: the shared dependencies, and the delivery metrics beside the worker's."""
     await startup(ctx)
-    ctx["accounts"] = Registry(ctx["deps"], ctx["metrics"])
+    ctx["accounts"] = accounts = Registry(ctx["deps"], ctx["metrics"])
+    await accounts.reactivate_default()
     courier = ctx.get("courier")
     if isinstance(courier, Courier):
         # Served with the worker's own metrics, on RINGSYNC_METRICS_PORT.

@@ -9,6 +9,7 @@ failing or removed runs no job that would call RingCentral: it is skipped, not r
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -73,6 +74,26 @@ class Registry:
         self._metrics = metrics
         self._built: dict[str, tuple[float, Account, Deps]] = {}
         self._default_registered = False
+        self._default_failing: tuple[float, bool] = (0.0, False)
+        base.client.on_refused = self._default_refused
+
+    async def _default_refused(self, exc: AuthError) -> None:
+        known = await self._base.redis.get(self._base.settings.root_key("account_id"))
+        if known is not None:
+            await mark_failing(self._base, self._book, known.decode(), str(exc))
+            self._default_failing = (time.monotonic(), True)
+
+    async def default_failing(self) -> bool:
+        """Whether RingCentral refused the RC_* credentials (until a restart with new ones)."""
+        checked, failing = self._default_failing
+        if time.monotonic() - checked >= RELOAD_EVERY:
+            found = [a for a in await self._book.list() if a.is_default]
+            failing = bool(found) and found[0].state is AccountState.FAILING
+            self._default_failing = (time.monotonic(), failing)
+        return failing
+
+    async def reactivate_default(self) -> None:
+        await self._book.reactivate_default()
 
     @property
     def base(self) -> Deps:
@@ -88,17 +109,20 @@ class Registry:
             self._default_registered = True
 
     async def deps(self, account_id: str) -> Deps | None:
-        """The account's Deps, or None when it is not active (failing, removed, unknown)."""
+        """The account's Deps (`active` False while it is failing), or None when it was removed
+        or is unknown."""
         now = time.monotonic()
         cached = self._built.get(account_id)
         if cached is not None and now - cached[0] < RELOAD_EVERY:
-            return cached[2] if cached[1].state is AccountState.ACTIVE else None
+            return cached[2]
         account = await self._book.get(account_id)
-        if account is None or account.is_default:
-            return self._base if account is not None else None
+        if account is None or account.state is AccountState.REMOVED:
+            return None
+        if account.is_default:
+            return self._base
         if cached is not None and cached[1].updated_at == account.updated_at:
             self._built[account_id] = (now, account, cached[2])
-            return cached[2] if account.state is AccountState.ACTIVE else None
+            return cached[2]
         if cached is not None:
             await close(cached[2])
         transport = None if self._metrics is None else self._metrics.transport()
@@ -108,8 +132,9 @@ class Registry:
             max_wait=self._base.settings.job_timeout / 3,
             transport=transport,
         )
+        built = dataclasses.replace(built, active=account.state is AccountState.ACTIVE)
         self._built[account_id] = (now, account, built)
-        return built if account.state is AccountState.ACTIVE else None
+        return built
 
     async def close(self) -> None:
         for _, _, built in self._built.values():
@@ -134,15 +159,19 @@ def scoped(
     job: WorkerCoroutine,
     *,
     calls_ringcentral: bool = True,
+    keeps_notifications: bool = False,
     deferred_as: tuple[str, str] | None = None,
 ) -> WorkerCoroutine:
     """`job`, acting for the account named by its `account` argument (none = the default).
 
     A job that never calls RingCentral (delivery) runs whatever the account's state: an
-    `account.failing` event must still reach downstream. With `deferred_as` (the job's name and
-    the rate-limit group it reads in), a job whose account has no budget for a while (a 429
-    penalty, a spent window) is queued again for when there is, instead of holding a worker
-    slot asleep while other accounts' work waits.
+    `account.failing` event must still reach downstream. The ingest (`keeps_notifications`)
+    runs for a failing account too, with `Deps.active` False: the notification is kept and its
+    users marked, nothing is read until the credentials work again.
+
+    With `deferred_as` (the job's name and the rate-limit group it reads in), a job whose
+    account has no budget for a while (a 429 penalty, a spent window) is queued again for when
+    there is, instead of holding a worker slot asleep while other accounts' work waits.
     """
 
     @functools.wraps(job)
@@ -152,10 +181,14 @@ def scoped(
             return await job(ctx, *args, **kwargs)
         if account:
             found = await accounts.deps(account)
-            if found is None:
-                log.info("job skipped: account not active", extra={"account": account})
-                return "account not active"
-            ctx["deps"] = found  # arq gives every job its own ctx
+        else:
+            found = deps(ctx)
+            if await accounts.default_failing():
+                found = dataclasses.replace(found, active=False)
+        if found is None or not (found.active or keeps_notifications):
+            log.info("job skipped: account not active", extra={"account": account or "default"})
+            return "account not active"
+        ctx["deps"] = found  # arq gives every job its own ctx
         if deferred_as is not None and await _defer(ctx, deferred_as, args, kwargs):
             return "deferred"
         try:

@@ -116,6 +116,19 @@ class AccountStore:
                     .values(is_default=True, server_url=server_url, credentials=None)
                 )
 
+    async def reactivate_default(self) -> None:
+        """A process starting may carry new RC_* credentials: the default account gets another
+        chance (it fails again, and says so once more, if they are still refused)."""
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(
+                update(tables.accounts)
+                .where(
+                    tables.accounts.c.is_default,
+                    tables.accounts.c.state == AccountState.FAILING,
+                )
+                .values(state=AccountState.ACTIVE, reason=None, updated_at=datetime.now(UTC))
+            )
+
     async def add(self, account_id: str, name: str, server_url: str, sealed: str) -> Account | None:
         """Store a new account (or bring back a removed one); None when it is already here."""
         now = datetime.now(UTC)

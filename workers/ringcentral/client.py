@@ -72,6 +72,15 @@ class RingCentral:
     def __repr__(self) -> str:
         return f"RingCentral(server={self._server!r})"
 
+    @property
+    def on_refused(self) -> Callable[[AuthError], Awaitable[None]] | None:
+        """Called when RingCentral refuses the credentials themselves (see `Session`)."""
+        return self._session.on_refused
+
+    @on_refused.setter
+    def on_refused(self, callback: Callable[[AuthError], Awaitable[None]] | None) -> None:
+        self._session.on_refused = callback
+
     async def aclose(self) -> None:
         await self._session.aclose()
 

@@ -64,7 +64,8 @@ class Session:
         on_refused: Callable[[AuthError], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
-        self._on_refused = on_refused
+        # Told when the token endpoint refuses the JWT itself (the account's credentials fail).
+        self.on_refused = on_refused
         self._max_wait = max_wait
         self._attempts = attempts
         self._backoff_base = backoff
@@ -193,8 +194,8 @@ class Session:
                 error_code=exc.error_code,
             )
             # The token endpoint refusing the JWT itself (OAU-…) is not going to pass by.
-            if self._on_refused is not None and (exc.error_code or "").startswith("OAU"):
-                await self._on_refused(refused)
+            if self.on_refused is not None and (exc.error_code or "").startswith("OAU"):
+                await self.on_refused(refused)
             raise refused from None
         return parse(IssuedToken, response)
 

@@ -307,3 +307,37 @@ async def test_the_jwt_is_never_stored_in_plaintext_nor_logged(
         assert jwt not in database_bytes(p.settings.database_url)
         logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
         assert b.jwt not in logged
+
+
+async def test_the_default_account_fails_too_and_its_jobs_stop(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = await make_pipeline(users=2)
+    a = p.sandbox
+    users = a.world.ordered()
+    a.world.update_user(users[0].id, first_name="Known")
+    await reaches(lambda: _first_name(p, a.account_id, users[0].id), "Known")
+    book = AccountStore(p.store)
+
+    async def state() -> AccountState | None:
+        found = await book.get(a.account_id)
+        return None if found is None else found.state
+
+    await reaches(state, AccountState.ACTIVE, what="the default account registered")
+    a.world.credentials = Credentials.make(a.client_id, a.client_secret)  # RC_USER_JWT revoked
+    a.world.tokens = TokenStore(a.world.clock, 3600)
+    a.world.update_user(users[1].id, first_name="Refused")
+    await reaches(state, AccountState.FAILING, what="the default account failing")
+    calls = len(a.world.calls)
+    a.world.update_user(users[0].id, first_name="Later")
+    await reaches(lambda: _outcomes(p, a.account_id), 3, what="the third notification ingested")
+    assert len(a.world.calls) == calls
+    assert await _failing_events(p, a.account_id) == 1
+
+
+async def _outcomes(p: Pipeline, account_id: str) -> int:
+    query = select(func.count()).where(
+        tables.events.c.account_id == account_id, tables.events.c.outcome.is_not(None)
+    )
+    async with p.store.engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
