@@ -125,6 +125,11 @@ async def _start(d: Deps, account: Account, reason: str) -> str | None:
             subscription = None if outcome.subscription is None else outcome.subscription.id
         except NotConfigured:
             pass
+        except RingCentralError as exc:  # the renewal cron tries again every few minutes
+            print(
+                f"ringsync accounts: warning: no subscription yet ({exc}); the worker retries",
+                file=sys.stderr,
+            )
         await scoped.queue.enqueue(RESYNC, reason, job_id=scoped.settings.key("resync", reason))
         return subscription
     finally:

@@ -187,9 +187,13 @@ class Session:
                 basic=httpx.BasicAuth(settings.rc_client_id, secret),
             )
         except ApiError as exc:
+            fix = (
+                f"`ringsync accounts update {settings.account}` gives it a new JWT"
+                if settings.account
+                else "check RC_APP_CLIENT_ID, RC_APP_CLIENT_SECRET and RC_USER_JWT"
+            )
             refused = AuthError(
-                f"RingCentral refused the app credentials or JWT ({exc}); check "
-                "RC_APP_CLIENT_ID, RC_APP_CLIENT_SECRET and RC_USER_JWT",
+                f"RingCentral refused the app credentials or JWT ({exc}); {fix}",
                 status=exc.status,
                 error_code=exc.error_code,
             )
