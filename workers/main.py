@@ -52,20 +52,20 @@ def functions(settings: Settings) -> list[Function]:
 
     return [
         job(
-            scoped(bounded(ingest, own), keeps_notifications=True),
+            bounded(scoped(ingest, keeps_notifications=True), own),
             INGEST,
             timeout,
             keep_result=True,
         ),
-        job(scoped(bounded(reconcile, own), deferred_as=(RECONCILE, "light")), RECONCILE, timeout),
+        job(bounded(scoped(reconcile, deferred_as=(RECONCILE, "light")), own), RECONCILE, timeout),
         job(
-            scoped(renewed(reconcile_batch, lease), deferred_as=(RECONCILE_BATCH, "medium")),
+            renewed(scoped(reconcile_batch, deferred_as=(RECONCILE_BATCH, "medium")), lease),
             RECONCILE_BATCH,
             LISTING_TIMEOUT,
         ),
-        job(scoped(renewed(resync, lease)), RESYNC, LISTING_TIMEOUT),
-        job(scoped(bounded(deliver, own), calls_ringcentral=False), DELIVER, timeout),
-        job(scoped(renewed(renew_subscription, lease)), RENEW, RENEWAL_TIMEOUT),
+        job(renewed(scoped(resync), lease), RESYNC, LISTING_TIMEOUT),
+        job(bounded(scoped(deliver, calls_ringcentral=False), own), DELIVER, timeout),
+        job(renewed(scoped(renew_subscription), lease), RENEW, RENEWAL_TIMEOUT),
     ]
 
 

@@ -103,10 +103,13 @@ class Registry:
         """Give the RC_* environment's account its row, once its id is known (no call made)."""
         if self._default_registered:
             return
-        known = await self._base.redis.get(self._base.settings.root_key("account_id"))
-        if known is not None:
-            await self._book.register_default(known.decode(), self._base.settings.rc_server_url)
-            self._default_registered = True
+        try:
+            known = await self._base.redis.get(self._base.settings.root_key("account_id"))
+            if known is not None:
+                await self._book.register_default(known.decode(), self._base.settings.rc_server_url)
+                self._default_registered = True
+        except Exception as exc:  # the job is done: the next one registers it
+            log.info("default account not registered yet: %s", type(exc).__name__)
 
     async def deps(self, account_id: str) -> Deps | None:
         """The account's Deps (`active` False while it is failing), or None when it was removed
@@ -191,11 +194,10 @@ def scoped(
         ctx["deps"] = found  # arq gives every job its own ctx
         if deferred_as is not None and await _defer(ctx, deferred_as, args, kwargs):
             return "deferred"
-        try:
-            return await job(ctx, *args, **kwargs)
-        finally:
-            if not account:  # its first job may be the one that learned the default's id
-                await accounts.register_default()
+        result = await job(ctx, *args, **kwargs)
+        if not account:  # its first job may be the one that learned the default's id
+            await accounts.register_default()
+        return result
 
     return run
 

@@ -215,12 +215,20 @@ class AccountStore:
             )
             sequence = int(last.scalar_one()) + 1
             event_id = str(uuid.uuid4())
+            # The shape of every outbox event (see `workers.decide.event_payload`): `state` is
+            # the account's, there is no user.
             payload = {
                 "type": ACCOUNT_FAILING,
                 "event_id": event_id,
                 "occurred_at": now.isoformat(),
                 "sequence": sequence,
+                "cause": None,
                 "account_id": account_id,
+                "extension_id": ACCOUNT_EVENTS,
+                "state": AccountState.FAILING.value,
+                "previous_state": AccountState.ACTIVE.value,
+                "user": {},
+                "diffs": {},
                 "reason": reason,
             }
             await conn.execute(
