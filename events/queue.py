@@ -75,8 +75,11 @@ class Queue:
         *,
         max_batch: int = 1024,
         timeout: float | None = None,
+        account: str = "",
     ) -> None:
         self._redis = redis
+        # Jobs queued through this queue act for this stored account (`account=` kwarg).
+        self._account = account
         self._queue_name = queue_name
         self._max_batch = max_batch
         self._timeout = timeout
@@ -106,6 +109,8 @@ class Queue:
 
         Returns only once Redis has accepted the write; raises the Redis error otherwise.
         """
+        if self._account:
+            kwargs.setdefault("account", self._account)
         now_ms = int(time.time() * 1000)
         score = now_ms + int(defer_by * 1000)
         data = {"t": None, "f": function, "a": args, "k": kwargs, "et": now_ms}

@@ -6,6 +6,10 @@ with one line naming it (the command exits 2) instead of failing later, half-way
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
@@ -13,7 +17,14 @@ from datetime import time
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
@@ -36,6 +47,10 @@ EXTENSION_TYPES = (
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")
 _HOOK = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+HOW_TO_MAKE_A_FERNET_KEY = (
+    'make one with `python -c "from cryptography.fernet import Fernet; '
+    'print(Fernet.generate_key().decode())"`'
+)
 
 
 def _split(value: object) -> object:
@@ -79,6 +94,8 @@ class Settings(BaseSettings):
     verification_token: SecretStr = Field(
         SecretStr(""), validation_alias="RINGSYNC_VERIFICATION_TOKEN"
     )
+    # Fernet keys (comma-separated: the first encrypts, all decrypt) for stored credentials.
+    secret_key: SecretStr = Field(SecretStr(""), validation_alias="RINGSYNC_SECRET_KEY")
     max_body_bytes: int = Field(262_144, gt=0, validation_alias="RINGSYNC_MAX_BODY_BYTES")
     enqueue_timeout: float = Field(0.5, gt=0, le=1.0, validation_alias="RINGSYNC_ENQUEUE_TIMEOUT")
     redis_namespace: str = Field(
@@ -135,6 +152,8 @@ class Settings(BaseSettings):
         "auto", validation_alias="RINGSYNC_LOG_FORMAT"
     )
     log_level: str = Field("INFO", validation_alias=AliasChoices("RINGSYNC_LOG_LEVEL", "LOG_LEVEL"))
+    # The stored account this copy acts for ("" = the default account of the RC_* environment).
+    _account: str = PrivateAttr("")
 
     @field_validator("user_types", "offboarding_urls", "delivery_schedule", mode="before")
     @classmethod
@@ -213,6 +232,21 @@ class Settings(BaseSettings):
             raise ValueError("must be at most 64 characters (RingCentral's limit)")
         return check_secret(value, HOW_TO_MAKE_ONE)
 
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        keys = [part.strip() for part in value.get_secret_value().split(",") if part.strip()]
+        for key in keys:
+            try:
+                raw = base64.urlsafe_b64decode(key.encode())
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(
+                    f"each comma-separated key must be a Fernet key; {HOW_TO_MAKE_A_FERNET_KEY}"
+                )
+        return value
+
     @field_validator("offboarding_secret")
     @classmethod
     def _whsec(cls, value: SecretStr) -> SecretStr:
@@ -265,9 +299,36 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def account(self) -> str:
+        """The stored account this copy acts for; "" for the default account."""
+        return self._account
+
+    def for_account(self, account_id: str, *, server_url: str, jwt: str) -> Settings:
+        """This deployment's settings acting for a stored account: its server and JWT, its own
+        verification token, and Redis keys of its own (token, budgets, locks, coalescing)."""
+        scoped = self.model_copy(
+            update={
+                "rc_server_url": server_url,
+                "rc_jwt": SecretStr(jwt),
+                "verification_token": self.account_token(account_id),
+            }
+        )
+        scoped._account = account_id
+        return scoped
+
+    def account_token(self, account_id: str) -> SecretStr:
+        """A stored account's verification token, derived from RINGSYNC_VERIFICATION_TOKEN so
+        the receiver checks it without a database (64 hex characters, RingCentral's limit)."""
+        base = self.verification_token.get_secret_value().encode()
+        if not base:
+            return SecretStr("")
+        return SecretStr(hmac.new(base, account_id.encode(), hashlib.sha256).hexdigest())
+
     def key(self, *parts: str) -> str:
-        """A Redis key in this deployment's namespace."""
-        return ":".join((self.redis_namespace, *parts))
+        """A Redis key in this deployment's namespace (and this copy's account, if stored)."""
+        scope = ("account", self._account) if self._account else ()
+        return self.root_key(*scope, *parts)
 
     def process_env(self, **overrides: str) -> dict[str, str]:
         """The environment of a `ringsync` process joining this deployment (this process's
@@ -289,7 +350,11 @@ class Settings(BaseSettings):
             **overrides,
         }
 
+    def root_key(self, *parts: str) -> str:
+        """A Redis key of the whole deployment, whichever account this copy acts for."""
+        return ":".join((self.redis_namespace, *parts))
+
     @property
     def queue_name(self) -> str:
         """The arq queue every ringsync job goes through."""
-        return self.key("queue")
+        return self.root_key("queue")

@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--users", type=int, default=0, metavar="N", help="seed N users")
     parser.add_argument(
+        "--accounts",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve N accounts, each with its own JWT, users, subscriptions and limits",
+    )
+    parser.add_argument(
         "--rate-limits",
         default="default",
         metavar="default|off|FILE.json",
@@ -42,6 +49,8 @@ def serve(args: argparse.Namespace, credentials: dict[str, str]) -> int:
     limits = args.rate_limits
     if limits not in ("default", "off") and not Path(limits).is_file():
         raise UsageError(f"--rate-limits: no such file: {limits}")
+    if args.accounts < 1:
+        raise UsageError("--accounts: at least 1")
     try:
         server = SandboxServer(
             users=args.users,
@@ -51,6 +60,7 @@ def serve(args: argparse.Namespace, credentials: dict[str, str]) -> int:
             client_id=credentials.get("RC_APP_CLIENT_ID") or None,
             client_secret=credentials.get("RC_APP_CLIENT_SECRET") or None,
             jwt=credentials.get("RC_USER_JWT") or None,
+            accounts=args.accounts,
         )
     except (ValueError, TypeError) as exc:
         raise UsageError(f"--rate-limits {limits}: {exc}") from exc
@@ -99,5 +109,9 @@ async def _serve(server: SandboxServer, invented: list[str]) -> None:
         print(f"RC_SERVER_URL={server.url}", flush=True)
         for name in invented:
             print(f"{name}={values[name]}", flush=True)
-        print(f"# account {server.account_id}, {len(server.world.ordered())} users", flush=True)
+        for world in server.worlds:
+            print(f"# account {world.account_id}, {len(world.ordered())} users", flush=True)
+        for world in server.worlds[1:]:
+            # Further accounts of the same app: `ringsync accounts add --jwt-stdin` takes these.
+            print(f"# account {world.account_id} RC_USER_JWT={world.credentials.jwt}", flush=True)
         await server.wait(stop)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import gc
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -19,8 +19,10 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from sandbox.accounts import AccountRouter
 from sandbox.app import create_app
 from sandbox.delivery import Deliverer
+from sandbox.faults import Faults
 from sandbox.limits import DEFAULT_WINDOW, RateLimitSpec, build_limiter
 from sandbox.tokens import Credentials
 from sandbox.world import World
@@ -80,6 +82,10 @@ async def start_uvicorn(app: ASGIApp, host: str, port: int) -> RunningServer:
     return RunningServer(server, task, sock.getsockname()[1])
 
 
+def _faults_of(world: World) -> Callable[[], Faults]:
+    return lambda: world.faults
+
+
 class SandboxServer:
     """A RingCentral look-alike on 127.0.0.1; see the package docstring."""
 
@@ -99,16 +105,29 @@ class SandboxServer:
         blacklist_after: int = 10,
         delivery_timeout: float = 3.0,
         seed: int | None = None,
+        accounts: int = 1,
     ) -> None:
+        if accounts < 1:
+            raise ValueError("accounts must be at least 1")
         self.host = host
         self.port = port
         self.credentials = Credentials.make(client_id, client_secret, jwt)
-        self.world = World(
-            limiter=build_limiter(rate_limits, window=rate_window, penalty=penalty),
-            credentials=self.credentials,
-            token_ttl=token_ttl,
-            seed=seed,
-        )
+        # One World per account, each with its own JWT for the same app, its own users,
+        # subscriptions, tokens, rate limits and faults; the first is the RC_* account.
+        self.worlds: list[World] = []
+        for index in range(accounts):
+            credentials = self.credentials
+            if index:
+                credentials = Credentials.make(self.client_id, self.client_secret)
+            self.worlds.append(
+                World(
+                    limiter=build_limiter(rate_limits, window=rate_window, penalty=penalty),
+                    credentials=credentials,
+                    token_ttl=token_ttl,
+                    seed=None if seed is None else seed + index,
+                )
+            )
+        self.world = self.worlds[0]
         self._users = users
         self._blacklist_after = blacklist_after
         self._delivery_timeout = delivery_timeout
@@ -148,31 +167,40 @@ class SandboxServer:
     def __repr__(self) -> str:
         return f"SandboxServer(url={self.url!r}, account_id={self.account_id!r})"
 
+    def account(self, account_id: str) -> World:
+        """The World of one account."""
+        return next(world for world in self.worlds if world.account_id == account_id)
+
     async def start(self) -> None:
         if self._users:
-            self.world.seed(self._users)
-            if self._users >= FREEZE_AT:
+            for world in self.worlds:
+                world.seed(self._users)
+            if self._users * len(self.worlds) >= FREEZE_AT:
                 # Full collections would walk every seeded user again and again (60-90 ms
                 # stalls while paging 100,000 users); they live as long as the process anyway.
                 gc.freeze()
         self._client = httpx.AsyncClient(timeout=self._delivery_timeout)
-        self.world.deliverer = Deliverer(
-            self._client,
-            lambda: self.world.faults,
-            self.world.clock.now,
-            blacklist_after=self._blacklist_after,
-            timeout=self._delivery_timeout,
-        )
-        self._running = await start_uvicorn(create_app(self.world), self.host, self.port)
+        for world in self.worlds:
+            world.deliverer = Deliverer(
+                self._client,
+                _faults_of(world),
+                world.clock.now,
+                blacklist_after=self._blacklist_after,
+                timeout=self._delivery_timeout,
+            )
+        app = create_app(self.world) if len(self.worlds) == 1 else AccountRouter(self.worlds)
+        self._running = await start_uvicorn(app, self.host, self.port)
         self.port = self._running.port
-        self.world.base_url = self.url
+        for world in self.worlds:
+            world.base_url = self.url
         self._ticker = asyncio.create_task(self._tick())
 
     async def _tick(self) -> None:
         """Reminders and expiry also follow real time, not only `advance_clock`."""
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self.world.tick()
+            for world in self.worlds:
+                world.tick()
 
     async def wait(self, stop: asyncio.Event) -> None:
         """Block until `stop` is set (standalone use: on SIGINT/SIGTERM) or the server ends."""
@@ -187,8 +215,9 @@ class SandboxServer:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        if self.world.deliverer is not None:
-            await self.world.deliverer.close()
+        for world in self.worlds:
+            if world.deliverer is not None:
+                await world.deliverer.close()
         if self._running is not None:
             await self._running.stop()
         if self._client is not None:

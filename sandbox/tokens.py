@@ -80,6 +80,10 @@ class TokenStore:
     def known(self, token: str) -> bool:
         return token in self._access
 
+    def holds(self, token: str) -> bool:
+        """Whether `token` is one of this store's access or refresh tokens (live or not)."""
+        return token in self._access or token in self._refresh
+
     def refresh(self, refresh_token: str) -> Grant | None:
         found = self._refresh.pop(refresh_token, None)
         if found is None or self.clock.now() >= found[0]:

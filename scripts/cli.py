@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "scripts.replay",
     "scripts.status",
     "scripts.demo",
+    "scripts.accounts",
 )
 
 

@@ -4,6 +4,7 @@ store cannot be reached, and closed again."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
@@ -14,6 +15,9 @@ from redis.exceptions import RedisError
 from events.queue import Queue
 from events.settings import Settings
 from scripts.cli import Failure
+from workers.accounts.registry import account_deps, close
+from workers.accounts.store import AccountState, AccountStore
+from workers.accounts.vault import MissingKey, UnreadableCredentials
 from workers.coalesce import Coalescer
 from workers.context import Deps
 from workers.ringcentral.client import RingCentral
@@ -91,3 +95,51 @@ async def open_deps(settings: Settings, *, max_wait: float = 30.0) -> AsyncItera
             await queue.close()
             await client.aclose()
             await store.close()
+
+
+def account_argument(parser: argparse.ArgumentParser) -> None:
+    """`--account ID`, for commands that concern one account."""
+    parser.add_argument(
+        "--account",
+        metavar="ID",
+        help="the account (its numeric id); may be omitted while only one is mirrored",
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_account_deps(
+    settings: Settings, account: str | None, *, max_wait: float = 30.0
+) -> AsyncIterator[Deps]:
+    """`open_deps` acting for `account` (a stored account's id, or the default's).
+
+    Without `account`, the default account, unless other accounts are stored: then which one
+    is meant must be said (`BadSettings`, exit 2, naming `--account`).
+    """
+    from scripts.cli import BadSettings
+
+    async with open_deps(settings, max_wait=max_wait) as base:
+        book = AccountStore(base.store)
+        stored = [a for a in await book.list() if not a.is_default]
+        if account is None:
+            if stored:
+                ids = ", ".join(a.account_id for a in stored)
+                raise BadSettings(
+                    f"this deployment mirrors several accounts (the default and {ids}): "
+                    "name one with --account ID"
+                )
+            yield base
+            return
+        found = await book.get(account)
+        if found is not None and found.is_default:
+            yield base
+            return
+        if found is None or found.state is AccountState.REMOVED:
+            raise Failure(f"no account {account}; `ringsync accounts list` shows them")
+        try:
+            scoped = await account_deps(base, found, max_wait=max_wait)
+        except (MissingKey, UnreadableCredentials) as exc:
+            raise BadSettings(str(exc)) from None
+        try:
+            yield scoped
+        finally:
+            await close(scoped)

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from events.settings import Settings
 from scripts.cli import Failure
-from scripts.connections import open_deps
+from scripts.connections import account_argument, open_account_deps, open_deps
 from workers.context import Deps
 from workers.delivery.deliver import endpoints, label
 from workers.delivery.holds import NotSkippable
@@ -82,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--dead-letters: job name; --outbox: event type (user.deprovisioned)",
     )
     parser.add_argument("--dry-run", action="store_true", help="count, queue nothing")
+    account_argument(parser)
     parser.set_defaults(run=run, parser=parser)
 
 
@@ -113,7 +114,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> str:
-    async with open_deps(settings) as d:
+    # One user's reconcile reads RingCentral: it needs to know which account's.
+    one_user = args.extension is not None and not (args.since or args.outbox or args.dead_letters)
+    opened = open_account_deps(settings, args.account) if one_user else open_deps(settings)
+    async with opened as d:
         if args.outbox:
             return await _outbox(d, args)
         if args.dead_letters:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from events.settings import Settings
 from scripts.cli import Failure
-from scripts.connections import open_deps
+from scripts.connections import account_argument, open_account_deps
 from workers.context import LISTING_WAIT
 from workers.resync.run import PlanRefused, Summary, approve_plan, run_resync
 from workers.ringcentral.errors import RingCentralError
@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON document"
     )
+    account_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -56,7 +57,9 @@ def _plan_id(value: str) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    summary = asyncio.run(_resync(settings, dry_run=args.dry_run, approve=args.approve))
+    summary = asyncio.run(
+        _resync(settings, dry_run=args.dry_run, approve=args.approve, account=args.account)
+    )
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
         sys.stdout.flush()
@@ -76,13 +79,15 @@ def safeguard_message(summary: Summary) -> str:
     )
 
 
-async def _resync(settings: Settings, *, dry_run: bool, approve: str | None) -> Summary:
+async def _resync(
+    settings: Settings, *, dry_run: bool, approve: str | None, account: str | None = None
+) -> Summary:
     errors = Console(stderr=True)
 
     def waiting() -> None:
         errors.print("another resync is running: waiting for it to finish", style="yellow")
 
-    async with open_deps(settings, max_wait=LISTING_WAIT) as d:
+    async with open_account_deps(settings, account, max_wait=LISTING_WAIT) as d:
         try:
             if approve is not None:
                 return await approve_plan(d, approve, on_wait=waiting)

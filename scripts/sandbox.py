@@ -1,5 +1,5 @@
-"""`ringsync sandbox [--port 8090] [--users N] [--rate-limits default|off|FILE.json] [--host H]`:
-the RingCentral look-alike, with the RC_* credentials from ringsync's own settings."""
+"""`ringsync sandbox [--port 8090] [--users N] [--accounts N] [--rate-limits default|off|FILE.json]
+[--host H]`: the RingCentral look-alike, with the RC_* credentials from ringsync's own settings."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from events.queue import IN_PROGRESS_KEY_PREFIX
 from events.settings import Settings
+from scripts.accounts import account_rows
 from scripts.connections import open_redis, open_store
 from workers.delivery.deliver import label
 from workers.delivery.holds import holds
@@ -74,6 +75,7 @@ async def collect(settings: Settings) -> dict[str, Any]:
                 "rate_limits": await _rate_limits(settings, redis),
                 "deliveries": await delivery_counts(store),
                 "blocked": await _blocked(store),
+                "accounts": await account_rows(store),
             }
         finally:
             await store.close()
@@ -103,6 +105,12 @@ def attention(report: dict[str, Any]) -> list[str]:
             f"resync plan {plan['plan_id']} waits for approval "
             f"(`ringsync resync --approve {plan['plan_id']}`)"
         )
+    for account in report["accounts"]:
+        if account["state"] == "failing":
+            reasons.append(
+                f"account {account['account_id']} is failing: RingCentral refused its "
+                f"credentials (`ringsync accounts update {account['account_id']} --jwt-file F`)"
+            )
     oldest = report["queue"]["oldest_age_seconds"]
     if oldest is not None and oldest > OLDEST_JOB_LIMIT:
         reasons.append(f"the oldest queued job has waited {oldest:.0f} s")

@@ -12,7 +12,7 @@ import orjson
 
 from events.settings import Settings
 from scripts.cli import Failure, require_verification_token
-from scripts.connections import open_deps
+from scripts.connections import account_argument, open_account_deps
 from workers.lock import LockTimeout
 from workers.ringcentral.errors import ApiError
 from workers.subscription.renewal import Outcome, ensure_subscription
@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "subscribe", help="create, renew or repair the webhook subscription now"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    account_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     require_verification_token(settings)
     if not settings.webhook_url:
         raise Failure(MISSING_ADDRESS)
-    outcome = asyncio.run(_ensure(settings))
+    outcome = asyncio.run(_ensure(settings, args.account))
     shown = as_json(outcome)
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_APPEND_NEWLINE))
@@ -51,8 +52,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _ensure(settings: Settings) -> Outcome:
-    async with open_deps(settings) as d:
+async def _ensure(settings: Settings, account: str | None = None) -> Outcome:
+    async with open_account_deps(settings, account) as d:
         try:
             return await ensure_subscription(d)
         except ApiError as exc:

@@ -34,6 +34,8 @@ class Deps:
     store: Store
     client: RingCentral
     coalescer: Coalescer
+    # False while the account's credentials are refused: nothing may call RingCentral for it.
+    active: bool = True
     _account_id: str | None = field(default=None, repr=False)
     _users: tuple[float, int] | None = field(default=None, repr=False)
     _last_event_noted: float = field(default=0.0, repr=False)
@@ -42,6 +44,7 @@ class Deps:
     async def account_id(self) -> str:
         """The numeric account id (never `~`), asked of RingCentral once and shared in Redis."""
         if self._account_id is None:
+            # The default account (RC_* environment); stored accounts are built with their id.
             key = self.settings.key("account_id")
             cached = await self.redis.get(key)
             if cached is None:
@@ -58,7 +61,9 @@ class Deps:
         now = time.monotonic()
         if now - self._last_event_noted >= every:
             self._last_event_noted = now
-            await self.store.set_state("last_event_at", received_at.isoformat())
+            await self.store.set_state(
+                "last_event_at", received_at.isoformat(), self.settings.account
+            )
 
     async def budget_snapshot(self, max_age: float = 1.0) -> dict[str, GroupBudget]:
         """The shared rate-limit budget per group, at most `max_age` seconds old."""
@@ -91,7 +96,11 @@ async def listing_deps(ctx: dict[str, Any]) -> AsyncIterator[Deps]:
     metrics = ctx.get("metrics")
     transport = metrics.transport() if isinstance(metrics, WorkerMetrics) else None
     async with RingCentral(
-        d.settings, d.redis, max_wait=LISTING_WAIT, transport=transport
+        d.settings,
+        d.redis,
+        max_wait=LISTING_WAIT,
+        transport=transport,
+        on_refused=d.client.on_refused,
     ) as client:
         yield dataclasses.replace(d, client=client)
 

@@ -130,7 +130,12 @@ async def schedule(
         if queued:
             log.info("batch reconcile scheduled", extra={"uuid": cause})
         head_start = BATCH_HEAD_START
-    elif inline is not None and len(marks) <= INLINE_MAX and await _at_once(d, len(marks)):
+    elif (
+        inline is not None
+        and d.active
+        and len(marks) <= INLINE_MAX
+        and await _at_once(d, len(marks))
+    ):
         now = [mark for mark in marks if mark.defer_by == 0]
         done = await asyncio.gather(*(_reconcile_inline(d, mark, cause, inline) for mark in now))
         finished = [mark for mark, ok in zip(now, done, strict=True) if ok]

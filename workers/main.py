@@ -23,6 +23,7 @@ from events.queue import (
     ROLES_SWEEP,
 )
 from events.settings import Settings
+from workers.accounts.registry import Registry, for_every_account, scoped
 from workers.context import shutdown, startup
 from workers.delivery.courier import Courier, close_courier
 from workers.delivery.deliver import deliver
@@ -61,14 +62,23 @@ def functions(settings: Settings) -> list[Function]:
         return func(coroutine, name=name, timeout=seconds, max_tries=ARQ_MAX_TRIES, **extra)
 
     return [
-        job(bounded(ingest, own), INGEST, timeout, keep_result=True),
-        job(bounded(reconcile, own), RECONCILE, timeout),
-        job(renewed(reconcile_batch, lease), RECONCILE_BATCH, LISTING_TIMEOUT),
-        job(renewed(resync, lease), RESYNC, LISTING_TIMEOUT),
-        job(bounded(deliver, own), DELIVER, timeout),
-        job(renewed(renew_subscription, lease), RENEW, RENEWAL_TIMEOUT),
-        job(bounded(read_roles, own), ROLES_READ, timeout),
-        job(renewed(sweep_roles, lease), ROLES_SWEEP, LISTING_TIMEOUT),
+        job(
+            bounded(scoped(ingest, keeps_notifications=True), own),
+            INGEST,
+            timeout,
+            keep_result=True,
+        ),
+        job(bounded(scoped(reconcile, deferred_as=(RECONCILE, "light")), own), RECONCILE, timeout),
+        job(
+            renewed(scoped(reconcile_batch, deferred_as=(RECONCILE_BATCH, "medium")), lease),
+            RECONCILE_BATCH,
+            LISTING_TIMEOUT,
+        ),
+        job(renewed(scoped(resync), lease), RESYNC, LISTING_TIMEOUT),
+        job(bounded(scoped(deliver, calls_ringcentral=False), own), DELIVER, timeout),
+        job(renewed(scoped(renew_subscription), lease), RENEW, RENEWAL_TIMEOUT),
+        job(bounded(scoped(read_roles), own), ROLES_READ, timeout),
+        job(renewed(scoped(sweep_roles), lease), ROLES_SWEEP, LISTING_TIMEOUT),
     ]
 
 
@@ -91,7 +101,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     every = cron_times(settings.renew_every)
     jobs.append(
         cron(
-            renewed(renew_subscription, lease_seconds(settings)),
+            for_every_account(renewed(renew_subscription, lease_seconds(settings)), RENEW, "cron"),
             name=settings.key("renewal"),
             hour=every.hour,
             minute=every.minute,
@@ -104,7 +114,9 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     if settings.resync_at is not None:
         jobs.append(
             cron(
-                renewed(resync, lease_seconds(settings)),
+                for_every_account(
+                    renewed(resync, lease_seconds(settings)), RESYNC, "schedule", spread=True
+                ),
                 name=settings.key("daily_resync"),
                 hour={settings.resync_at.hour},
                 minute={settings.resync_at.minute},
@@ -118,7 +130,9 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         every = cron_times(settings.roles_every)
         jobs.append(
             cron(
-                renewed(sweep_roles, lease_seconds(settings)),
+                for_every_account(
+                    renewed(sweep_roles, lease_seconds(settings)), ROLES_SWEEP, "cron"
+                ),
                 name=settings.key("roles_sweep"),
                 hour=every.hour,
                 minute=every.minute,
@@ -146,6 +160,8 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
 async def start(ctx: dict[str, Any]) -> None:
     """arq's on_startup: the shared dependencies, and the delivery metrics beside the worker's."""
     await startup(ctx)
+    ctx["accounts"] = accounts = Registry(ctx["deps"], ctx["metrics"])
+    await accounts.reactivate_default()
     courier = ctx.get("courier")
     if isinstance(courier, Courier):
         # Served with the worker's own metrics, on RINGSYNC_METRICS_PORT.
@@ -156,6 +172,9 @@ async def stop(ctx: dict[str, Any]) -> None:
     """arq's on_shutdown: close the delivery HTTP client, then the shared dependencies."""
     try:
         await close_courier(ctx)
+        accounts = ctx.get("accounts")
+        if isinstance(accounts, Registry):
+            await accounts.close()
     finally:
         await shutdown(ctx)
 

@@ -44,7 +44,7 @@ async def test_upgrade_builds_the_schema_the_code_declares(empty_database_url: s
     await upgrade(empty_database_url)
 
     revision, names, differences = await _inspect(empty_database_url)
-    assert revision == HEAD == "roles_and_sites"
+    assert revision == HEAD == "accounts"
     assert set(metadata.tables) <= names
     assert differences == []
 
@@ -133,10 +133,21 @@ def test_write_revision_writes_only_what_the_tables_gained(tmp_path: Path) -> No
     assert "op.create_table('probes'," in text
 
 
+def to(revision: str) -> Callable[[Connection], None]:
+    """Upgrade a connection to `revision` (for `run_sync`)."""
+    from alembic import command
+
+    def run(sync: Connection) -> None:
+        cfg = migrations.config()
+        cfg.attributes["connection"] = sync
+        command.upgrade(cfg, revision)
+
+    return run
+
+
 async def test_upgrade_unfreezes_users_a_sender_dated_in_the_future(
     empty_database_url: str,
 ) -> None:
-    from alembic import command
     from sqlalchemy import select
 
     from workers.store.tables import users
@@ -144,15 +155,6 @@ async def test_upgrade_unfreezes_users_a_sender_dated_in_the_future(
     now = datetime.now(UTC)
     engine = create_engine(empty_database_url)
     try:
-
-        def to(revision: str) -> Callable[[Connection], None]:
-            def run(sync: Connection) -> None:
-                cfg = migrations.config()
-                cfg.attributes["connection"] = sync
-                command.upgrade(cfg, revision)
-
-            return run
-
         async with engine.begin() as conn:
             await conn.run_sync(to("0002"))
             for extension_id, observed in (("1", datetime(2099, 1, 1, tzinfo=UTC)), ("2", now)):
@@ -174,3 +176,55 @@ async def test_upgrade_unfreezes_users_a_sender_dated_in_the_future(
         await engine.dispose()
     assert now <= rows["1"] <= datetime.now(UTC)  # the forged date is gone
     assert rows["2"] == now  # a true one is kept
+
+
+async def test_a_one_account_database_upgrades_to_accounts_keeping_everything(
+    empty_database_url: str,
+) -> None:
+    from sqlalchemy import select
+
+    from workers.accounts.store import AccountStore
+    from workers.store.tables import subscriptions, user_changes, users
+
+    now = datetime.now(UTC)
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(to("0003"))
+            await conn.execute(
+                users.insert().values(
+                    account_id="9", extension_id="1", state="active", first_name="Ada",
+                    observed_at=now, first_seen_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+            await conn.execute(
+                user_changes.insert().values(
+                    account_id="9", extension_id="1", changed_at=now, diffs={}, new_state="active"
+                )
+            )
+            await conn.execute(
+                subscriptions.insert().values(
+                    id="sub-1", account_id="9", address="https://x.example/webhook",
+                    event_filters=[], status="Active", created_at=now,
+                )
+            )  # fmt: skip
+    finally:
+        await engine.dispose()
+
+    store = await Store.open(empty_database_url)  # migrates to the head, as a start-up does
+    try:
+        user = await store.get_user("9", "1")
+        assert user is not None
+        assert user.first_name == "Ada"
+        assert len(await store.list_changes("9", "1")) == 1
+        async with store.engine.connect() as conn:
+            subscribed = (await conn.execute(select(subscriptions.c.id))).scalars().all()
+        assert subscribed == ["sub-1"]
+        book = AccountStore(store)
+        assert await book.list() == []
+        await book.register_default("9", "https://platform.ringcentral.com")
+        (default,) = await book.list()
+        assert (default.account_id, default.is_default, default.credentials) == ("9", True, None)
+    finally:
+        await store.close()
+    assert (await _inspect(empty_database_url))[0] == HEAD

@@ -280,6 +280,13 @@ class DeliveryStore:
         async with self.engine.connect() as conn:
             return frozenset(keys[key] for key in (await conn.execute(query)).scalars())
 
+    async def stored_accounts(self) -> list[str]:
+        """The accounts added beside the default one (removed ones included: their events
+        written before the removal are still owed downstream)."""
+        query = select(tables.accounts.c.account_id).where(~tables.accounts.c.is_default)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
     async def counts(self, account_id: str | None = None) -> dict[str, int]:
         query = select(_d.c.status, func.count()).group_by(_d.c.status)
         if account_id is not None:

@@ -31,11 +31,13 @@ async def sweep_deliveries(ctx: dict[str, Any]) -> str:
     store = DeliveryStore(d.store.engine)
     gone = await store.unsubscribed(targets)
     since = datetime.now(UTC) - timedelta(seconds=d.settings.delivery_max_age)
-    account_id = await d.account_id()
-    created = await store.materialize(
-        targets, since=since, account_id=account_id, unsubscribed=gone, limit=SWEEP_LIMIT
-    )
-    due = await store.due(targets, account_id=account_id, limit=SWEEP_LIMIT)
+    # The outbox of every account of this deployment (a database may be shared with others).
+    created, due = 0, []
+    for account_id in [await d.account_id(), *await store.stored_accounts()]:
+        created += await store.materialize(
+            targets, since=since, account_id=account_id, unsubscribed=gone, limit=SWEEP_LIMIT
+        )
+        due += await store.due(targets, account_id=account_id, limit=SWEEP_LIMIT)
     queued = await asyncio.gather(
         *(
             d.queue.enqueue(

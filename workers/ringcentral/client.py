@@ -9,7 +9,7 @@ clock (shared by every process; see `workers.ringcentral.budget`).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TypeVar
 from urllib.parse import quote
@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from events.settings import Settings
 from workers.ringcentral.budget import Budget
-from workers.ringcentral.errors import ApiError
+from workers.ringcentral.errors import ApiError, AuthError
 from workers.ringcentral.resources import (
     Account,
     AssignedRolePage,
@@ -59,6 +59,7 @@ class RingCentral:
         timeout: float = 20.0,
         backoff: float = 0.25,
         clock: Callable[[], float] = time.time,
+        on_refused: Callable[[AuthError], Awaitable[None]] | None = None,
     ) -> None:
         # `max_wait` caps how long one call waits for budget before raising RateLimited, so jobs
         # retry later instead of holding a worker slot; `clock` only decides token freshness.
@@ -72,11 +73,21 @@ class RingCentral:
             timeout=timeout,
             backoff=backoff,
             clock=clock,
+            on_refused=on_refused,
         )
         self.budget: Budget = self._session.budget
 
     def __repr__(self) -> str:
         return f"RingCentral(server={self._server!r})"
+
+    @property
+    def on_refused(self) -> Callable[[AuthError], Awaitable[None]] | None:
+        """Called when RingCentral refuses the credentials themselves (see `Session`)."""
+        return self._session.on_refused
+
+    @on_refused.setter
+    def on_refused(self, callback: Callable[[AuthError], Awaitable[None]] | None) -> None:
+        self._session.on_refused = callback
 
     async def aclose(self) -> None:
         await self._session.aclose()

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -61,8 +61,11 @@ class Session:
         timeout: float,
         backoff: float,
         clock: Callable[[], float],
+        on_refused: Callable[[AuthError], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
+        # Told when the token endpoint refuses the JWT itself (the account's credentials fail).
+        self.on_refused = on_refused
         self._max_wait = max_wait
         self._attempts = attempts
         self._backoff_base = backoff
@@ -184,12 +187,20 @@ class Session:
                 basic=httpx.BasicAuth(settings.rc_client_id, secret),
             )
         except ApiError as exc:
-            raise AuthError(
-                f"RingCentral refused the app credentials or JWT ({exc}); check "
-                "RC_APP_CLIENT_ID, RC_APP_CLIENT_SECRET and RC_USER_JWT",
+            fix = (
+                f"`ringsync accounts update {settings.account}` gives it a new JWT"
+                if settings.account
+                else "check RC_APP_CLIENT_ID, RC_APP_CLIENT_SECRET and RC_USER_JWT"
+            )
+            refused = AuthError(
+                f"RingCentral refused the app credentials or JWT ({exc}); {fix}",
                 status=exc.status,
                 error_code=exc.error_code,
-            ) from None
+            )
+            # The token endpoint refusing the JWT itself (OAU-…) is not going to pass by.
+            if self.on_refused is not None and (exc.error_code or "").startswith("OAU"):
+                await self.on_refused(refused)
+            raise refused from None
         return parse(IssuedToken, response)
 
 

@@ -245,3 +245,21 @@ state = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# The RingCentral accounts this deployment mirrors. The default account (the RC_* environment)
+# has a row too, without credentials: they stay in the environment. Others keep their JWT here,
+# Fernet-encrypted under RINGSYNC_SECRET_KEY (never in plaintext).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("server_url", Text, nullable=False),
+    Column("credentials", Text),
+    Column("is_default", Boolean, nullable=False),
+    # active | failing | removed
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

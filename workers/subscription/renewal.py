@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from events.queue import RESYNC
 from events.refusals import REFUSED, Refused, refusals_key
+from events.routing import SUBSCRIPTION_ACCOUNTS
 from workers.context import Deps, deps
 from workers.failures import guarded
 from workers.lock import RedisLock
@@ -79,13 +80,20 @@ async def ensure_subscription(d: Deps, *, wait: float = LOCK_WAIT) -> Outcome:
         facts = await _read_facts(d, account_id)
         plan = decide(facts, wanted)
         outcome = await _carry_out(d, account_id, plan, facts, wanted)
+        if settings.account and outcome.subscription is not None:
+            # The receiver routes `~` notifications of this subscription to this account.
+            await d.redis.hset(  # type: ignore[misc]
+                settings.root_key(*SUBSCRIPTION_ACCOUNTS),
+                outcome.subscription.id,
+                settings.account,
+            )
         return dataclasses.replace(outcome, refused=refused)
 
 
 async def _read_facts(d: Deps, account_id: str) -> Facts:
     stored = await store.load(d.store, account_id)
     listed = await d.client.list_subscriptions()
-    last_event = await d.store.get_state("last_event_at")
+    last_event = await d.store.get_state("last_event_at", d.settings.account)
     gap = await store.last_gap(d.store, account_id)
     return Facts(
         stored=stored,

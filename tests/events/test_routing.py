@@ -1,0 +1,91 @@
+"""The receiver's account routing, table by table: which account a notification is for and
+whether its token opens that account (none / wrong / right), against a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from events.models import Notification
+from events.routing import SUBSCRIPTION_ACCOUNTS, Router, named_account
+from events.settings import Settings
+
+BASE = "a-deployment-verification-token"
+DEFAULT, OTHER = "400000000004", "500000000004"
+
+
+def note(event: str, subscription: str | None = None) -> Notification:
+    return Notification.model_validate(
+        {
+            "uuid": "u-1",
+            "event": event,
+            "timestamp": "2026-11-23T10:00:00Z",
+            "subscriptionId": subscription,
+            "body": {"extensionId": "1"},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "named"),
+    [
+        (f"/restapi/v1.0/account/{OTHER}/extension", OTHER),
+        (f"/restapi/v1.0/account/{OTHER}/extension/7", OTHER),
+        ("/restapi/v1.0/account/~/extension", None),
+        ("/restapi/v1.0/subscription/~?threshold=60", None),
+    ],
+)
+def test_the_account_is_the_number_in_the_event_path(event: str, named: str | None) -> None:
+    assert named_account(event) == named
+
+
+async def test_tokens_open_their_own_account_only(
+    make_settings: Callable[..., Settings], redis: aioredis.Redis
+) -> None:
+    settings = make_settings(verification_token=BASE)
+    await redis.set(settings.root_key("account_id"), DEFAULT)
+    router = Router(settings, redis)
+    other = settings.account_token(OTHER).get_secret_value()
+    default_path = f"/restapi/v1.0/account/{DEFAULT}/extension"
+    other_path = f"/restapi/v1.0/account/{OTHER}/extension"
+
+    assert other != BASE
+    assert len(other) == 64
+    assert await router.check(note(default_path), BASE) == ""
+    assert await router.check(note(other_path), other) == OTHER
+    assert await router.check(note(other_path), BASE) is None  # the default's token
+    assert await router.check(note(default_path), other) is None
+    assert await router.check(note(other_path), None, None) is None
+    assert await router.check(note(other_path), "x" * 64) is None
+
+
+async def test_a_tilde_path_follows_its_subscription_and_else_the_default(
+    make_settings: Callable[..., Settings], redis: aioredis.Redis
+) -> None:
+    settings = make_settings(verification_token=BASE)
+    await redis.hset(settings.root_key(*SUBSCRIPTION_ACCOUNTS), "sub-b", OTHER)  # type: ignore[misc]
+    router = Router(settings, redis)
+    other = settings.account_token(OTHER).get_secret_value()
+    tilde = "/restapi/v1.0/account/~/extension"
+
+    assert await router.check(note(tilde, "sub-b"), other) == OTHER
+    assert await router.check(note(tilde, "sub-unknown"), BASE) == ""
+    assert await router.check(note(tilde, "sub-unknown"), other) is None
+    assert await router.check(note(tilde, "sub-b"), "wrong") is None
+
+
+def test_a_stored_account_s_keys_are_its_own_and_the_queue_is_shared(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(verification_token=BASE)
+    scoped = settings.for_account(OTHER, server_url="https://rc.example.com", jwt="j" * 40)
+    assert scoped.key("rc", "token") != settings.key("rc", "token")
+    assert scoped.key("ratelimit", "light") != settings.key("ratelimit", "light")
+    assert scoped.queue_name == settings.queue_name
+    assert (
+        scoped.verification_token.get_secret_value()
+        == settings.account_token(OTHER).get_secret_value()
+    )
+    assert "j" * 40 not in repr(scoped)
