@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
 from events.secret_checks import (
+    API_TOKEN_LENGTH,
     FROM_RINGCENTRAL,
     HOW_TO_MAKE_ONE,
     check_secret,
@@ -123,6 +124,10 @@ class Settings(BaseSettings):
         [5, 30, 120, 600, 1800, 3600], min_length=1, validation_alias="RINGSYNC_DELIVERY_SCHEDULE"
     )
 
+    # Bearer tokens of `ringsync api`: /v1 and /metrics, and /scim/v2 (SCIM is off without one).
+    api_token: SecretStr = Field(SecretStr(""), validation_alias="RINGSYNC_API_TOKEN")
+    scim_token: SecretStr = Field(SecretStr(""), validation_alias="RINGSYNC_SCIM_TOKEN")
+
     metrics_port: int = Field(9108, ge=0, le=65535, validation_alias="RINGSYNC_METRICS_PORT")
     # Where the worker's /metrics and /healthz listen: this host only unless told otherwise.
     metrics_host: str = Field("127.0.0.1", validation_alias="RINGSYNC_METRICS_HOST")
@@ -210,6 +215,14 @@ class Settings(BaseSettings):
         if len(value.get_secret_value()) > 64:
             raise ValueError("must be at most 64 characters (RingCentral's limit)")
         return check_secret(value, HOW_TO_MAKE_ONE)
+
+    @field_validator("api_token", "scim_token")
+    @classmethod
+    def _api_token(cls, value: SecretStr) -> SecretStr:
+        value = check_secret(value, HOW_TO_MAKE_ONE)
+        if value.get_secret_value() and len(value.get_secret_value()) < API_TOKEN_LENGTH:
+            raise ValueError(f"is shorter than {API_TOKEN_LENGTH} characters; {HOW_TO_MAKE_ONE}")
+        return value
 
     @field_validator("offboarding_secret")
     @classmethod
