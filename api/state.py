@@ -1,5 +1,5 @@
-"""What the API's routes share, opened in the lifespan: the settings, the store, Redis, the
-queue, and which account the un-prefixed paths serve."""
+"""What the API's routes share, opened in the lifespan: a worker's dependencies (settings,
+store, Redis, queue) and which account the un-prefixed paths serve."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
-from events.queue import Queue
 from events.settings import Settings
+from workers.context import Deps
 from workers.store import tables
 from workers.store.identity import Store
 
@@ -23,11 +23,22 @@ DEFAULT_ACCOUNT_TTL: Final = 30.0
 
 @dataclass
 class ApiState:
-    settings: Settings
-    store: Store
-    redis: Redis
-    queue: Queue
+    """A worker's dependencies (the API queues the same work a worker's jobs do), and more."""
+
+    deps: Deps
     _default: tuple[float, str | None] = field(default=(0.0, None), repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        return self.deps.settings
+
+    @property
+    def store(self) -> Store:
+        return self.deps.store
+
+    @property
+    def redis(self) -> Redis:
+        return self.deps.redis
 
     @property
     def engine(self) -> AsyncEngine:

@@ -301,6 +301,11 @@ class Settings(BaseSettings):
         }
 
     @property
+    def metrics_key(self) -> str:
+        """The Redis hash the receivers publish their counters to (`ringsync api` serves it)."""
+        return self.key("metrics", "receiver")
+
+    @property
     def queue_name(self) -> str:
         """The arq queue every ringsync job goes through."""
         return self.key("queue")

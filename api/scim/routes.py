@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import orjson
+from pydantic import ValidationError
 from scim2_models import (
     Context,
     Error,
@@ -19,7 +20,6 @@ from scim2_models import (
     ResponseParameters,
     SCIMException,
 )
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -37,7 +37,8 @@ from api.scim.schemas import (
     service_provider_config,
 )
 from api.scim.users import etag, groups, one_user, user_page, user_resource
-from api.state import ApiState, api_state
+from api.state import api_state
+from events.settings import Settings
 
 MEDIA_TYPE: Final = "application/scim+json"
 _WRITES: Final = ["POST", "PUT", "PATCH", "DELETE"]
@@ -88,7 +89,7 @@ def _int(request: Request, name: str, default: int) -> int:
         raise InvalidValueException(detail=f"{name} must be an integer") from None
 
 
-def _selection(request: Request) -> ResponseParameters:
+def _selection(request: Request) -> ResponseParameters[Any]:
     try:
         return ResponseParameters(
             attributes=request.query_params.get("attributes") or None,
@@ -220,14 +221,14 @@ def _routes() -> list[BaseRoute]:
     ]
 
 
-def create_scim_app(state: ApiState) -> Any:
+def create_scim_app(settings: Settings) -> BearerGuard:
     """The `/scim/v2` app behind its token; without RINGSYNC_SCIM_TOKEN every path is 404."""
     routes = _routes()
     app = Starlette(
         routes=[*routes, Mount("/accounts/{account_id}", routes=routes)],
         exception_handlers={SCIMException: _from_exception, HTTPException: _from_exception},
     )
-    token = state.settings.scim_token
+    token = settings.scim_token
 
     def refuse() -> Response:
         if not token.get_secret_value():
