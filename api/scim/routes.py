@@ -14,10 +14,13 @@ from pydantic import ValidationError
 from scim2_models import (
     Context,
     Error,
+    Group,
     InvalidValueException,
     ListResponse,
     NotFoundException,
+    ResourceType,
     ResponseParameters,
+    Schema,
     SCIMException,
 )
 from starlette.applications import Starlette
@@ -142,7 +145,7 @@ async def get_user(request: Request) -> Response:
 async def list_groups(request: Request) -> Response:
     root = _root(request) + "/Groups"
     found = await groups(api_state(request).engine, await _account(request), root)
-    answer = ListResponse[Any](
+    answer = ListResponse[Group](
         total_results=len(found), start_index=1, items_per_page=len(found), resources=found
     )
     return scim_response(dump(answer, Context.SEARCH_RESPONSE))
@@ -169,10 +172,10 @@ def _meta(kind: str, location: str) -> Any:
     return Meta(resource_type=kind, location=location)
 
 
-def _discovery(kind: str, documents: list[Any]) -> tuple[Route, Route]:
+def _discovery(kind: str, model: Any, documents: list[Any]) -> tuple[Route, Route]:
     async def listing(request: Request) -> Response:
         located = [_located(request, kind, doc) for doc in documents]
-        answer = ListResponse[Any](
+        answer = ListResponse[model](  # type: ignore[valid-type]
             total_results=len(located),
             start_index=1,
             items_per_page=len(located),
@@ -216,8 +219,8 @@ def _routes() -> list[BaseRoute]:
         Route("/.search", not_implemented, methods=["POST"]),
         Route("/Users/.search", not_implemented, methods=["POST"]),
         Route("/ServiceProviderConfig", get_config, methods=["GET"]),
-        *_discovery("ResourceType", resource_types()),
-        *_discovery("Schema", schemas()),
+        *_discovery("ResourceType", ResourceType, resource_types()),
+        *_discovery("Schema", Schema, schemas()),
     ]
 
 

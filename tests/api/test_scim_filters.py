@@ -4,7 +4,6 @@ PostgreSQL, compared with the answer scim2-models' own evaluator gives on the se
 from __future__ import annotations
 
 import httpx
-import pytest
 from scim2_models import ScimFilter, User
 
 from tests.api.conftest import Served
@@ -38,7 +37,7 @@ FILTERS = [
     'userName co "example" and active eq true',
     'name.givenName eq "ada" or name.familyName eq "SMITH"',
     'not (active eq true) and (emails.value sw "e" or name.familyName pr)',
-    'not (name.familyName pr)',
+    "not (name.familyName pr)",
     'emails[value co "ORG"]',
     'emails.value co "example"',
     'emails.value sw "B"',
@@ -71,27 +70,27 @@ async def test_each_filter_selects_what_the_seed_says(served: Served) -> None:
     assert {0, len(expected)} < sizes and len(sizes) > 20
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "userName eq",
-        'nickName eq "x"',
-        'active gt true',
-        'active eq "yes"',
-        'meta.lastModified co "2026"',
-        'meta.lastModified gt "yesterday"',
-        'meta.lastModified gt "2026-01-05T09:00:00"',
-        "userName eq 5",
-        'urn:example:other:1.0:User:userName eq "x"',
-        'phoneNumbers[value eq "1"]',
-        '(userName eq "x"',
-    ],
-)
-async def test_an_invalid_filter_is_a_400_invalid_filter(served: Served, text: str) -> None:
+INVALID = [
+    "userName eq",
+    'nickName eq "x"',
+    "active gt true",
+    'active eq "yes"',
+    'meta.lastModified co "2026"',
+    'meta.lastModified gt "yesterday"',
+    'meta.lastModified gt "2026-01-05T09:00:00"',
+    "userName eq 5",
+    'urn:example:other:1.0:User:userName eq "x"',
+    'phoneNumbers[value eq "1"]',
+    '(userName eq "x"',
+]
+
+
+async def test_an_invalid_filter_is_a_400_invalid_filter(served: Served) -> None:
     async with httpx.AsyncClient(base_url=served.url, headers=auth()) as http:
-        reply = await http.get("/scim/v2/Users", params={"filter": text})
-    assert reply.status_code == 400
-    assert reply.headers["content-type"].startswith("application/scim+json")
-    body = reply.json()
-    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
-    assert (body["status"], body["scimType"]) == ("400", "invalidFilter")
+        replies = [await http.get("/scim/v2/Users", params={"filter": t}) for t in INVALID]
+    for reply in replies:
+        assert reply.status_code == 400
+        assert reply.headers["content-type"].startswith("application/scim+json")
+        body = reply.json()
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert (body["status"], body["scimType"]) == ("400", "invalidFilter")
