@@ -175,7 +175,7 @@ def _meta(kind: str, location: str) -> Any:
 def _discovery(kind: str, model: Any, documents: list[Any]) -> tuple[Route, Route]:
     async def listing(request: Request) -> Response:
         located = [_located(request, kind, doc) for doc in documents]
-        answer = ListResponse[model](  # type: ignore[valid-type]
+        answer = ListResponse[model](
             total_results=len(located),
             start_index=1,
             items_per_page=len(located),

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import SecretStr
 from scim2_models import Email, Meta, Name, User
@@ -51,7 +52,7 @@ class Person:
     def last_modified(self) -> datetime:
         return self.seen_at + (GONE_AFTER if self.status == "gone" else timedelta())
 
-    def expected(self) -> User:
+    def expected(self) -> User[Any]:
         """This person as a SCIM User, from the seed alone."""
         return User(
             id=self.extension_id,
