@@ -122,7 +122,8 @@ def test_the_packages_form_no_cycle() -> None:
 
 def test_the_scan_sees_what_is_imported() -> None:
     graph = edges()
-    assert {"events", "sandbox"} <= set(graph["scripts"])
+    assert {"events", "sandbox", "api"} <= set(graph["scripts"])
+    assert {"events", "workers.store"} <= set(graph["api"])
     assert {"events", "workers", "scripts", "sandbox", "migrations"} <= {
         target.partition(".")[0] for target in graph["tests"]
     }

@@ -17,6 +17,7 @@ from scim2_models import (
     Group,
     InvalidValueException,
     ListResponse,
+    Meta,
     NotFoundException,
     ResourceType,
     ResponseParameters,
@@ -166,9 +167,7 @@ async def get_config(request: Request) -> Response:
     return scim_response(dump(config))
 
 
-def _meta(kind: str, location: str) -> Any:
-    from scim2_models import Meta
-
+def _meta(kind: str, location: str) -> Meta:
     return Meta(resource_type=kind, location=location)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from scim2_models import Email, EnterpriseUser, Group, GroupMember, GroupMembership, Meta, Name
-from sqlalchemy import ColumnElement, RowMapping, func, select, true
+from sqlalchemy import ColumnElement, RowMapping, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.scim.schemas import RingsyncUser, ScimUser
@@ -122,7 +122,7 @@ async def groups(engine: AsyncEngine, account_id: str | None, location: str) -> 
     if account_id is None or _ROLES is None:
         return []
     query = select(_u.extension_id, _u.email, _ROLES).where(
-        _u.account_id == account_id, _ROLES.is_not(None) if _ROLES is not None else true()
+        _u.account_id == account_id, _ROLES.is_not(None)
     )
     members: dict[tuple[str, str], list[GroupMember]] = {}
     async with engine.connect() as conn:
