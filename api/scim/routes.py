@@ -111,7 +111,8 @@ async def list_users(request: Request) -> Response:
     selection = _selection(request)
     text = request.query_params.get("filter")
     where = compile_filter(text, state.dialect) if text else None
-    start = max(_int(request, "startIndex", 1), 1)
+    # Past the last user is an empty page; past a 32-bit offset, a database error otherwise.
+    start = min(max(_int(request, "startIndex", 1), 1), 2**31 - 1)
     count = min(max(_int(request, "count", MAX_RESULTS), 0), MAX_RESULTS)
     page = await user_page(state.engine, account, where, start, count)
     root = _root(request)

@@ -24,6 +24,8 @@ from workers.store import tables
 _u = tables.users.c
 # Roles arrive as a JSON column; until then Groups is served empty through the same code.
 _ROLES = _u.get("roles")
+# The columns a SCIM User is made of (not `raw`, which is large and not served).
+_SERVED = [column for column in tables.users.c if column.name != "raw"]
 
 
 @dataclass(frozen=True)
@@ -94,16 +96,11 @@ async def user_page(
     if where is not None:
         condition = condition & where
     total = select(func.count()).select_from(tables.users).where(condition)
-    query = (
-        select(tables.users)
-        .where(condition)
-        .order_by(_u.extension_id)
-        .offset(start_index - 1)
-        .limit(count)
-    )
+    query = select(*_SERVED).where(condition).order_by(_u.extension_id)
     async with engine.connect() as conn:
         found = int((await conn.execute(total)).scalar_one())
-        rows = list((await conn.execute(query)).mappings()) if count else []
+        page = query.offset(start_index - 1).limit(count)
+        rows = list((await conn.execute(page)).mappings()) if count else []
     return Page(found, rows)
 
 

@@ -78,6 +78,7 @@ async def test_pages_are_stable_and_add_up(served: Served) -> None:
         only_total = (await http.get("/scim/v2/Users", params={"count": 0})).json()
         clamped = (await http.get("/scim/v2/Users", params={"startIndex": -5, "count": 2})).json()
         bad = await http.get("/scim/v2/Users", params={"count": "many"})
+        far = await http.get("/scim/v2/Users", params={"startIndex": 10**30})
     assert seen == inactive
     assert (only_total["totalResults"], only_total.get("Resources", [])) == (60, [])
     assert clamped["startIndex"] == 1
@@ -85,6 +86,9 @@ async def test_pages_are_stable_and_add_up(served: Served) -> None:
         :2
     ]
     assert (bad.status_code, bad.json()["schemas"]) == (400, [ERROR])
+    assert (far.status_code, far.json()["totalResults"], far.json().get("Resources", [])) == (
+        200, 60, [],
+    )  # fmt: skip
 
 
 async def test_suspended_and_deprovisioned_users_are_inactive_with_their_names(
