@@ -21,6 +21,7 @@ from scim2_tester import check_server
 from scim2_tester.utils import Status
 
 from api.scim.schemas import RINGSYNC_USER, RingsyncUser
+from api.scim.users import roles_of
 from tests.api.conftest import Served
 from tests.api.mirror import API_TOKEN, SCIM_TOKEN, api_settings, running_api
 from workers.decide import Observation
@@ -260,3 +261,17 @@ async def test_scim_is_off_without_its_token(served: Served) -> None:
             reply = await http.get("/scim/v2/Users", headers=headers)
             assert (reply.status_code, reply.json()["status"]) == (404, "404")
             assert "www-authenticate" not in reply.headers
+
+
+def test_roles_become_group_memberships() -> None:
+    row = {"roles": [{"id": "1", "name": "Super Admin"}, {"id": 2, "displayName": "User"}, "x"]}
+    assert roles_of(row) == [("1", "Super Admin"), ("2", "User")]
+    assert roles_of({}) == []
+
+
+async def test_groups_are_empty_until_roles_are_mirrored(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.url, headers=bearer(SCIM_TOKEN)) as http:
+        groups = (await http.get("/scim/v2/Groups")).json()
+        missing = await http.get("/scim/v2/Groups/1")
+    assert (groups["totalResults"], groups.get("Resources", [])) == (0, [])
+    assert (missing.status_code, missing.json()["status"]) == (404, "404")
