@@ -6,7 +6,6 @@ import argparse
 
 import uvicorn
 
-from api.app import create_app
 from events.secret_checks import API_TOKEN_LENGTH, HOW_TO_MAKE_ONE
 from events.settings import Settings
 from scripts.cli import BadSettings
@@ -26,6 +25,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             f"RINGSYNC_API_TOKEN is not set; {HOW_TO_MAKE_ONE} (at least {API_TOKEN_LENGTH} "
             "characters)"
         )
+    # Imported here: every other command starts without SCIM's models.
+    from api.app import create_app
+
     uvicorn.run(
         create_app(settings),
         host=args.host,
