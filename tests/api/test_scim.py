@@ -246,9 +246,10 @@ async def test_the_scim_conformance_checks_for_a_read_only_server_pass(served: S
         return [(r.title, r.status, r.reason) for r in results]
 
     results = await asyncio.to_thread(check)
-    failed = [r for r in results if r[1] in (Status.ERROR, Status.CRITICAL)]
-    assert results
-    assert failed == []
+    ran = [r for r in results if r[1] is not Status.SKIPPED]  # CRUD checks: not for read-only
+    good = (Status.SUCCESS, Status.COMPLIANT, Status.ACCEPTABLE)
+    assert len(ran) >= 15
+    assert [r for r in ran if r[1] not in good] == []
 
 
 async def test_scim_is_off_without_its_token(served: Served) -> None:
