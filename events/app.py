@@ -172,11 +172,6 @@ async def readyz(request: Request) -> Response:
     return Response(_OK, media_type=_JSON)
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    payload, content_type = receiver(request).metrics.render()
-    return Response(payload, media_type=content_type)
-
-
 def open_redis(settings: Settings) -> Redis:
     """A client that fails fast: the receiver must answer 503 quickly when Redis is away."""
     client: Redis = Redis.from_url(
@@ -199,12 +194,18 @@ def create_app(settings: Settings) -> Starlette:
         redis = open_redis(settings)
         queue = Queue(redis, settings.queue_name, timeout=settings.enqueue_timeout)
         refusals = Refusals(settings, redis, queue)
+        metrics = ReceiverMetrics()
+        # Served by `ringsync api` (see events.metrics); the receiver's port is public.
+        published = asyncio.create_task(metrics.publish_every(redis, settings.metrics_key))
         try:
             router = Router(settings, redis)
-            yield {
-                "receiver": Receiver(settings, redis, queue, ReceiverMetrics(), refusals, router)
-            }
+            yield {"receiver": Receiver(settings, redis, queue, metrics, refusals, router)}
         finally:
+            published.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await published
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await metrics.publish(redis, settings.metrics_key)
             await refusals.close()
             with contextlib.suppress(RedisError, OSError):
                 await queue.close()
@@ -215,7 +216,6 @@ def create_app(settings: Settings) -> Starlette:
             Route("/webhook", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

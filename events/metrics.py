@@ -1,10 +1,28 @@
 """The receiver's Prometheus metrics, in a registry of its own (one per app, so tests can make
-several apps in one process)."""
+several apps in one process).
+
+The receiver serves no /metrics of its own (its port is public): every few seconds it adds what
+its counters grew by to one Redis hash, which `ringsync api` serves behind its token. The sums
+are those of every receiver process, and nothing is lost across a failed write (what was not
+written is added next time).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+import asyncio
+import contextlib
+import logging
+from typing import Final
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+# Seconds between two publications of the counters.
+PUBLISH_EVERY: Final = 5.0
 
 
 class ReceiverMetrics:
@@ -25,6 +43,7 @@ class ReceiverMetrics:
             registry=self.registry,
         )
         self._children: dict[str, Counter] = {}
+        self._published: dict[str, float] = {}
 
     def count(self, outcome: str) -> None:
         # Children are cached by prometheus-client, but labels() still takes a lock and builds a
@@ -34,5 +53,37 @@ class ReceiverMetrics:
             child = self._children[outcome] = self.requests.labels(outcome)
         child.inc()
 
-    def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+    def growth(self) -> dict[str, float]:
+        """Each sample's growth since the last publication, keyed by what the API needs to
+        serve it again (family, type, help, sample name, labels)."""
+        grown: dict[str, float] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue  # a per-process start time: meaningless summed
+                key = orjson.dumps(
+                    [family.name, family.type, family.documentation, sample.name, sample.labels]
+                ).decode()
+                delta = sample.value - self._published.get(key, 0.0)
+                if delta:
+                    grown[key] = delta
+        return grown
+
+    async def publish(self, redis: Redis, key: str) -> None:
+        """Add the growth since the last publication to the hash at `key`."""
+        grown = self.growth()
+        if not grown:
+            return
+        async with redis.pipeline(transaction=True) as pipe:
+            for field, delta in grown.items():
+                pipe.hincrbyfloat(key, field, delta)
+            await pipe.execute()
+        for field, delta in grown.items():
+            self._published[field] = self._published.get(field, 0.0) + delta
+
+    async def publish_every(self, redis: Redis, key: str, every: float = PUBLISH_EVERY) -> None:
+        """Publish until cancelled; a Redis away costs a skipped publication, nothing else."""
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await self.publish(redis, key)

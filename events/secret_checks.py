@@ -15,6 +15,8 @@ from typing import Final
 from pydantic import SecretStr
 
 MIN_LENGTH: Final = 16
+# A bearer token guarding the API is guessed by nobody: 32 characters or more.
+API_TOKEN_LENGTH: Final = 32
 # Standard Webhooks: a signing key of 24 to 64 random bytes.
 MIN_SIGNING_KEY_BYTES: Final = 24
 SIGNING_PREFIX: Final = "whsec_"

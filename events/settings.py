@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
 from events.secret_checks import (
+    API_TOKEN_LENGTH,
     FROM_RINGCENTRAL,
     HOW_TO_MAKE_ONE,
     check_secret,
@@ -142,6 +143,10 @@ class Settings(BaseSettings):
         [5, 30, 120, 600, 1800, 3600], min_length=1, validation_alias="RINGSYNC_DELIVERY_SCHEDULE"
     )
 
+    # Bearer tokens of `ringsync api`: /v1 and /metrics, and /scim/v2 (SCIM is off without one).
+    api_token: SecretStr = Field(SecretStr(""), validation_alias="RINGSYNC_API_TOKEN")
+    scim_token: SecretStr = Field(SecretStr(""), validation_alias="RINGSYNC_SCIM_TOKEN")
+
     metrics_port: int = Field(9108, ge=0, le=65535, validation_alias="RINGSYNC_METRICS_PORT")
     # Where the worker's /metrics and /healthz listen: this host only unless told otherwise.
     metrics_host: str = Field("127.0.0.1", validation_alias="RINGSYNC_METRICS_HOST")
@@ -245,6 +250,14 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"each comma-separated key must be a Fernet key; {HOW_TO_MAKE_A_FERNET_KEY}"
                 )
+        return value
+
+    @field_validator("api_token", "scim_token")
+    @classmethod
+    def _api_token(cls, value: SecretStr) -> SecretStr:
+        value = check_secret(value, HOW_TO_MAKE_ONE)
+        if value.get_secret_value() and len(value.get_secret_value()) < API_TOKEN_LENGTH:
+            raise ValueError(f"is shorter than {API_TOKEN_LENGTH} characters; {HOW_TO_MAKE_ONE}")
         return value
 
     @field_validator("offboarding_secret")
@@ -353,6 +366,11 @@ class Settings(BaseSettings):
     def root_key(self, *parts: str) -> str:
         """A Redis key of the whole deployment, whichever account this copy acts for."""
         return ":".join((self.redis_namespace, *parts))
+
+    @property
+    def metrics_key(self) -> str:
+        """The Redis hash the receivers publish their counters to (`ringsync api` serves it)."""
+        return self.key("metrics", "receiver")
 
     @property
     def queue_name(self) -> str:

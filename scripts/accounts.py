@@ -27,9 +27,8 @@ from workers.accounts.vault import MissingKey, UnreadableCredentials, Vault
 from workers.context import Deps
 from workers.ringcentral.client import RingCentral
 from workers.ringcentral.errors import RingCentralError
-from workers.store.identity import Store
+from workers.status import account_rows
 from workers.subscription.renewal import NotConfigured, ensure_subscription
-from workers.subscription.store import subscription_status
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -164,28 +163,6 @@ def run_add(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(added["account_id"])
     return 0
-
-
-async def account_rows(store: Store) -> list[dict[str, Any]]:
-    """Every account as `accounts list --json` and `status --json` show it."""
-    rows = []
-    for account in await AccountStore(store).list():
-        scope = "" if account.is_default else account.account_id
-        subscription = await subscription_status(store, account.account_id)
-        rows.append(
-            {
-                "account_id": account.account_id,
-                "name": account.name,
-                "state": account.state.value,
-                "server_url": account.server_url,
-                "default": account.is_default,
-                "users": len(await store.list_users(account_id=account.account_id)),
-                "subscription": subscription.get("id"),
-                "last_event": await store.get_state("last_event_at", scope),
-                "reason": account.reason,
-            }
-        )
-    return rows
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,6 +23,7 @@ from events.settings import Settings
 # Each module defines `register(subparsers)`, which adds its parser and sets `run`.
 COMMAND_MODULES = (
     "scripts.serve",
+    "scripts.api",
     "scripts.worker",
     "scripts.users",
     "scripts.subscribe",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 import orjson
 
@@ -12,31 +11,7 @@ from events.settings import Settings
 from scripts.db import run_against_store
 from workers.lifecycle import State
 from workers.store.identity import MirroredUser, Store
-
-# The fields `users --json` promises to keep, then what else helps a reader.
-_JSON_FIELDS = (
-    "extension_id",
-    "account_id",
-    "email",
-    "first_name",
-    "last_name",
-    "extension_number",
-    "status",
-    "state",
-    "updated_at",
-    "type",
-    "department",
-    "job_title",
-    "email_as_login",
-    "international_calling",
-    "site",
-    "admin",
-    "roles",
-    "observed_at",
-    "first_seen_at",
-    "deprovisioned_at",
-    "sequence",
-)
+from workers.store.listing import user_json
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +28,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         out = sys.stdout.buffer
         for user in users:
-            out.write(orjson.dumps(as_json(user), option=orjson.OPT_APPEND_NEWLINE))
+            out.write(orjson.dumps(user_json(user), option=orjson.OPT_APPEND_NEWLINE))
         out.flush()
     else:
         _print_table(users)
@@ -66,19 +41,6 @@ async def _load(database_url: str, state: str | None) -> list[MirroredUser]:
         return await store.list_users(state=state)
     finally:
         await store.close()
-
-
-def as_json(user: MirroredUser) -> dict[str, Any]:
-    """One user as the `--json` line shows it (timestamps ISO 8601 UTC)."""
-    values: dict[str, Any] = {"account_id": user.account_id, "extension_id": user.extension_id}
-    for name in _JSON_FIELDS:
-        if name not in values:
-            values[name] = getattr(user.row, name)
-    values["state"] = str(user.row.state)
-    for name, value in values.items():
-        if hasattr(value, "isoformat"):
-            values[name] = value.isoformat()
-    return values
 
 
 def _print_table(users: list[MirroredUser]) -> None:

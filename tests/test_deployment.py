@@ -22,7 +22,7 @@ from tests.fixtures.pipeline import eventually
 from tests.fixtures.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = {"redis", "postgres", "receiver", "worker"}
+CORE = {"redis", "postgres", "receiver", "worker", "api"}
 
 
 def _compose() -> list[str]:
@@ -93,7 +93,10 @@ def test_compose_services_are_configured_as_documented(compose: Any) -> None:
     assert "healthz" in receiver_check
     assert "readyz" in receiver_check
     assert "healthcheck" in services["worker"]
-    for name in ("receiver", "worker"):
+    assert services["api"]["command"][:3] == ["api", "--host", "0.0.0.0"]
+    assert str(services["api"]["ports"][0]).startswith("127.0.0.1:")  # not public by default
+    assert "healthz" in " ".join(services["api"]["healthcheck"]["test"])
+    for name in ("receiver", "worker", "api"):
         env = services[name]["environment"]
         # .env reaches the containers; the service addresses come from the compose file.
         assert env["RINGSYNC_VERIFICATION_TOKEN"] == "token-from-the-env-file"

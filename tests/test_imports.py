@@ -19,13 +19,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # The look-alike, one node of the graph.
 SANDBOX = "sandbox"
-PACKAGES = ("events", "workers", "scripts", "migrations", "bench", "tests", "sandbox")
+PACKAGES = ("events", "workers", "api", "scripts", "migrations", "bench", "tests", "sandbox")
 NOT_FOR_THE_PRODUCT = {"tests", "bench"}
 
 # For each package, the packages of ours it must never import.
 FORBIDDEN = {
-    "events": {"workers", "scripts", "sandbox", "migrations", *NOT_FOR_THE_PRODUCT},
-    "workers": {"scripts", "sandbox", *NOT_FOR_THE_PRODUCT},
+    "events": {"workers", "api", "scripts", "sandbox", "migrations", *NOT_FOR_THE_PRODUCT},
+    "workers": {"api", "scripts", "sandbox", *NOT_FOR_THE_PRODUCT},
+    # The API reads the store and queues work; only the command that serves it imports it.
+    "api": {"scripts", "sandbox", *NOT_FOR_THE_PRODUCT},
     "sandbox": set(PACKAGES) - {"sandbox"},
     "migrations": set(PACKAGES) - {"migrations"},
     "scripts": NOT_FOR_THE_PRODUCT,
@@ -120,7 +122,8 @@ def test_the_packages_form_no_cycle() -> None:
 
 def test_the_scan_sees_what_is_imported() -> None:
     graph = edges()
-    assert {"events", "sandbox"} <= set(graph["scripts"])
+    assert {"events", "sandbox", "api"} <= set(graph["scripts"])
+    assert {"events", "workers.store"} <= set(graph["api"])
     assert {"events", "workers", "scripts", "sandbox", "migrations"} <= {
         target.partition(".")[0] for target in graph["tests"]
     }

@@ -108,15 +108,20 @@ def _new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-async def resync(ctx: dict[str, Any], reason: str = "schedule") -> str:
-    """The worker's resync job (cron, gaps): a full reconciliation, safeguard included."""
+async def resync(ctx: dict[str, Any], reason: str = "schedule", approve: str | None = None) -> str:
+    """The worker's resync job (cron, gaps, the API): a full reconciliation, safeguard included;
+    with `approve`, the deprovisionings of that held plan only."""
 
     async def work() -> str:
         async with listing_deps(ctx) as d:
+            if approve is not None:
+                summary = await approve_plan(d, approve)
+                return f"plan {approve} approved: {summary.events}"
             summary = await run_resync(d)
         if summary.plan_id is not None:
             return f"held for approval: plan {summary.plan_id}, {summary.held} deprovisionings"
         return f"{summary.listed} listed, {summary.events}"
 
     log.info("resync starting", extra={"reason": reason, "job_id": ctx.get("job_id")})
-    return await guarded(ctx, "resync", {"reason": reason}, work)
+    arguments = {"reason": reason, **({"approve": approve} if approve else {})}
+    return await guarded(ctx, "resync", arguments, work)

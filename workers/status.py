@@ -1,0 +1,231 @@
+"""The health report of a deployment (`ringsync status --json`, `GET /v1/status`): the queue,
+the last notification, our subscription, the last gap, dead letters, resync plans waiting for
+approval, the rate-limit budgets, the deliveries, and which users' deliveries are blocked behind
+a dead one. `attention` lists the reasons a human should look.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+
+from events.queue import IN_PROGRESS_KEY_PREFIX
+from events.settings import Settings
+from workers.accounts.store import AccountStore
+from workers.delivery.deliver import label
+from workers.delivery.holds import holds
+from workers.delivery.outbox import delivery_counts
+from workers.resync.store import pending_plans
+from workers.ringcentral.client import RingCentral
+from workers.store import tables
+from workers.store.identity import Store
+from workers.subscription.store import subscription_status
+
+OLDEST_JOB_LIMIT: Final = 300.0
+# Jobs looked at for "in progress" (arq keeps running jobs in the queue, at the lowest scores).
+_HEAD: Final = 1000
+
+
+async def build_report(settings: Settings, redis: Redis, store: Store) -> dict[str, Any]:
+    """Everything `status` shows, JSON-ready, with `attention`: the reasons to look."""
+    report: dict[str, Any] = {
+        "queue": await queue_report(redis, settings),
+        "last_event": await _last_event(store),
+        "subscription": _jsonable(await subscription_status(store)),
+        "last_gap": await _last_gap(store),
+        "dead_letters": await _dead_letters(store),
+        "approvals": await _approvals(store),
+        "rate_limits": await _rate_limits(settings, redis),
+        "deliveries": await delivery_counts(store),
+        "blocked": await _blocked(store),
+        "accounts": await account_rows(store),
+    }
+    report["attention"] = attention(report)
+    return report
+
+
+def attention(report: dict[str, Any]) -> list[str]:
+    """Why a human should look (empty when nobody needs to)."""
+    reasons: list[str] = []
+    sub = report["subscription"]
+    status = sub.get("status") if isinstance(sub, dict) else None
+    if not status or status in ("missing", "unknown", "none"):
+        reasons.append("no subscription")
+    elif status != "Active":
+        reasons.append(f"subscription is {status}")
+    if report["dead_letters"]["count"]:
+        reasons.append(f"{report['dead_letters']['count']} dead letters")
+    blocked = report["blocked"]["count"]
+    if blocked:
+        reasons.append(
+            f"{blocked} dead deliveries block later events of their users (see blocked; "
+            "ringsync replay --outbox, or --outbox --skip ID)"
+        )
+    for plan in report["approvals"]["plans"]:
+        reasons.append(
+            f"resync plan {plan['plan_id']} waits for approval "
+            f"(`ringsync resync --approve {plan['plan_id']}`)"
+        )
+    for account in report["accounts"]:
+        if account["state"] == "failing":
+            reasons.append(
+                f"account {account['account_id']} is failing: RingCentral refused its "
+                f"credentials (`ringsync accounts update {account['account_id']} --jwt-file F`)"
+            )
+    oldest = report["queue"]["oldest_age_seconds"]
+    if oldest is not None and oldest > OLDEST_JOB_LIMIT:
+        reasons.append(f"the oldest queued job has waited {oldest:.0f} s")
+    return reasons
+
+
+async def account_rows(store: Store) -> list[dict[str, Any]]:
+    """Every account as `accounts list --json` and `status --json` show it."""
+    rows = []
+    for account in await AccountStore(store).list():
+        scope = "" if account.is_default else account.account_id
+        subscription = await subscription_status(store, account.account_id)
+        rows.append(
+            {
+                "account_id": account.account_id,
+                "name": account.name,
+                "state": account.state.value,
+                "server_url": account.server_url,
+                "default": account.is_default,
+                "users": len(await store.list_users(account_id=account.account_id)),
+                "subscription": subscription.get("id"),
+                "last_event": await store.get_state("last_event_at", scope),
+                "reason": account.reason,
+            }
+        )
+    return rows
+
+
+async def queue_report(redis: Redis, settings: Settings) -> dict[str, Any]:
+    """Depth, jobs due but not started, jobs running and the age of the oldest waiting job."""
+    name = settings.queue_name
+    now_ms = time.time() * 1000
+    depth = int(await redis.zcard(name))
+    head = await redis.zrange(name, 0, _HEAD - 1, withscores=True)
+    running: list[bool] = []
+    if head:
+        async with redis.pipeline(transaction=False) as pipe:
+            for member, _ in head:
+                pipe.exists(IN_PROGRESS_KEY_PREFIX + member.decode())
+            running = [bool(found) for found in await pipe.execute()]
+    in_progress = sum(running)
+    waiting = [score for (_, score), busy in zip(head, running, strict=True) if not busy]
+    due = [score for score in waiting if score <= now_ms]
+    oldest = (now_ms - min(due)) / 1000 if due else None
+    deferred = int(await redis.zcount(name, f"({now_ms}", "+inf"))
+    return {
+        "name": name,
+        "depth": depth,
+        "ready": max(depth - deferred - in_progress, 0),
+        "deferred": deferred,
+        "in_progress": in_progress,
+        "oldest_age_seconds": None if oldest is None else round(oldest, 3),
+    }
+
+
+async def _last_event(store: Store) -> dict[str, Any]:
+    value = await store.get_state("last_event_at")
+    if value is None:
+        return {"at": None, "age_seconds": None}
+    at = datetime.fromisoformat(value)
+    return {"at": at.isoformat(), "age_seconds": round((_now() - at).total_seconds(), 3)}
+
+
+async def _last_gap(store: Store) -> dict[str, Any] | None:
+    gaps = tables.gaps
+    query = select(gaps).order_by(gaps.c.id.desc()).limit(1)
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        return None
+    return {
+        "account_id": row["account_id"],
+        "started_at": _iso(row["started_at"]),
+        "ended_at": _iso(row["ended_at"]),
+        "reason": row["reason"],
+        "resync_id": row["resync_id"],
+    }
+
+
+async def _dead_letters(store: Store) -> dict[str, Any]:
+    letters = tables.dead_letters
+    query = select(letters.c.job, func.count()).where(letters.c.replayed_at.is_(None))
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query.group_by(letters.c.job))).all()
+    by_job = {str(job): int(count) for job, count in rows}
+    return {"count": sum(by_job.values()), "by_job": by_job}
+
+
+async def _blocked(store: Store) -> dict[str, Any]:
+    count, found = await holds(store.engine)
+    return {
+        "count": count,
+        "holds": [
+            {
+                "delivery_id": hold.delivery_id,
+                "outbox_id": hold.outbox_id,
+                "account_id": hold.account_id,
+                "extension_id": hold.extension_id,
+                "endpoint": label(hold.endpoint),
+                "type": hold.type,
+                # An error may quote the URL: never its credentials or query string.
+                "reason": (hold.reason or "").replace(hold.endpoint, label(hold.endpoint)),
+                "dead_since": hold.dead_since.isoformat(),
+                "waiting": hold.waiting,
+            }
+            for hold in found
+        ],
+    }
+
+
+async def _approvals(store: Store) -> dict[str, Any]:
+    plans = await pending_plans(store)
+    return {
+        "pending": len(plans),
+        "plans": [
+            {
+                "id": plan.id,
+                "plan_id": plan.id,
+                "account_id": plan.account_id,
+                "created_at": plan.created_at.isoformat(),
+                "deprovisions": len(plan.deprovision_ids),
+                "ratio": round(plan.ratio, 4),
+            }
+            for plan in plans
+        ],
+    }
+
+
+async def _rate_limits(settings: Settings, redis: Redis) -> dict[str, Any]:
+    client = RingCentral(settings, redis)
+    try:
+        snapshot = await client.budget.snapshot()
+    finally:
+        await client.aclose()
+    return {group: budget.model_dump(mode="json") for group, budget in snapshot.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
