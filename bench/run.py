@@ -8,7 +8,8 @@ change), API economy (vs the cheapest possible requests), the shared rate-limit 
 the limits allow), sandbox paging (vs rendering alone), the 100,000-user resync when
 bench/resync.py is there, the 100,000-user roles sweep, and the receiver fuzz run (100,000
 cases; 5,000 with --quick).
-Writes results.json and chart.png to --out and the chart to docs/bench.png for the README.
+Writes results.json and chart.png to --out; with the default --out, also README's figures and
+docs/bench.png (see bench/report.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import orjson
 
 from bench.chart import draw
+from bench.report import RESULTS, update
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -311,9 +313,11 @@ def main() -> int:
     (args.out / "table.txt").write_text(report + "\n")
     chart = args.out / "chart.png"
     draw(documents, chart)
-    (ROOT / "docs").mkdir(exist_ok=True)
-    (ROOT / "docs" / "bench.png").write_bytes(chart.read_bytes())
-    print(f"\nwrote {args.out / 'results.json'}, {chart} and docs/bench.png", file=sys.stderr)
+    if args.out.resolve() == RESULTS.parent.resolve():
+        update(RESULTS)  # README's figures and docs/bench.png, from the file just written
+        print(f"\nwrote {RESULTS}, {chart}, README's figures, docs/bench.png", file=sys.stderr)
+    else:
+        print(f"\nwrote {args.out / 'results.json'} and {chart}", file=sys.stderr)
     return 1 if failed else 0
 
 
