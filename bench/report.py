@@ -1,10 +1,10 @@
 """README's benchmark figures, rendered from the committed results file, never copied by hand.
 
-    python -m bench.report [--results bench/results/results.json]
+    python -m bench.report [--results bench/results/results.json] [--readme README.md] [--check]
 
 Rewrites the block between the `bench:begin` and `bench:end` markers in README.md and redraws
-docs/bench.png from the same file. `python -m bench.run` calls it after each run, and a test
-checks that README and the results file agree.
+docs/bench.png from the same file. `python -m bench.run` calls it after each run; `--check` only
+says (exit 1) whether README shows exactly what the results file holds, as a test runs it.
 """
 
 from __future__ import annotations
@@ -77,11 +77,22 @@ def update(results_path: Path = RESULTS, readme_path: Path = README) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--check", action="store_true", help="compare only; exit 1 if they differ")
     args = parser.parse_args()
     if not args.results.is_file():
         print(f"no results at {args.results}: run python -m bench.run first", file=sys.stderr)
         return 1
-    update(args.results)
+    if args.check:
+        results = orjson.loads(args.results.read_bytes())
+        rendered = render(results)
+        missing = [x["figure"] for x in results["lines"] if f"| {x['figure']} |" not in rendered]
+        if block(args.readme.read_text()) != rendered or missing:
+            print(f"{args.readme} does not show {args.results}: run python -m bench.report")
+            return 1
+        print(f"{args.readme} shows {args.results}")
+        return 0
+    update(args.results, args.readme)
     print(f"README.md and docs/bench.png written from {args.results}", file=sys.stderr)
     return 0
 
