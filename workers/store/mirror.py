@@ -125,7 +125,11 @@ async def write_decisions(
                 }
             )
     if upserts:
-        await conn.execute(upsert_for(conn, tables.users, ("account_id", "extension_id")), upserts)
+        # A reconcile knows nothing of activity: its upsert must not reset it.
+        upsert = upsert_for(
+            conn, tables.users, ("account_id", "extension_id"), keep=("last_activity_at",)
+        )
+        await conn.execute(upsert, upserts)
     if changes:
         await conn.execute(tables.user_changes.insert(), changes)
     if not outbox:
@@ -143,9 +147,13 @@ def insert_for(conn: AsyncConnection, table: Any) -> Any:
     return dialect.insert(table)
 
 
-def upsert_for(conn: AsyncConnection, table: Any, keys: Sequence[str]) -> Any:
+def upsert_for(
+    conn: AsyncConnection, table: Any, keys: Sequence[str], *, keep: Sequence[str] = ()
+) -> Any:
+    """INSERT, or on a key conflict UPDATE every column but the keys and those in `keep`."""
     insert = insert_for(conn, table)
+    unchanged = {*keys, *keep}
     return insert.on_conflict_do_update(
         index_elements=list(keys),
-        set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys},
+        set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in unchanged},
     )

@@ -99,6 +99,9 @@ users = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("deprovisioned_at", UtcDateTime),
     Column("sequence", Integer, nullable=False, server_default="0"),
+    # The startTime of the user's latest counting call (workers.activity); only moves forward,
+    # and is written by the activity scan alone (the mirror's upsert leaves it as it is).
+    Column("last_activity_at", UtcDateTime),
     Index("ix_users_account_id_state", "account_id", "state"),
     Index("ix_users_account_id_email", "account_id", "email"),
 )
