@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from sandbox import control, extensions, oauth, roles, scim, subscription_api
+from sandbox import call_log, control, extensions, oauth, roles, scim, subscription_api
 from sandbox.world import World
 
 
@@ -14,6 +14,7 @@ def create_app(world: World) -> Starlette:
             *oauth.ROUTES,
             *extensions.ROUTES,
             *roles.ROUTES,
+            *call_log.ROUTES,
             *scim.ROUTES,
             *subscription_api.ROUTES,
             *control.ROUTES,

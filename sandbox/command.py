@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sandbox.limits import DEFAULT_WINDOW
 from sandbox.server import SandboxServer
 
 CREDENTIALS = ("RC_APP_CLIENT_ID", "RC_APP_CLIENT_SECRET", "RC_USER_JWT")
@@ -42,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="default|off|FILE.json",
         help='per-group requests per minute, e.g. {"light": 50, "medium": 40}',
     )
+    parser.add_argument(
+        "--rate-window",
+        type=float,
+        default=DEFAULT_WINDOW,
+        metavar="SECONDS",
+        help="the rate limits' window (RingCentral's is 60 s; shorter ones speed benchmarks up)",
+    )
 
 
 def serve(args: argparse.Namespace, credentials: dict[str, str]) -> int:
@@ -51,10 +59,13 @@ def serve(args: argparse.Namespace, credentials: dict[str, str]) -> int:
         raise UsageError(f"--rate-limits: no such file: {limits}")
     if args.accounts < 1:
         raise UsageError("--accounts: at least 1")
+    if args.rate_window <= 0:
+        raise UsageError("--rate-window: a positive number of seconds")
     try:
         server = SandboxServer(
             users=args.users,
             rate_limits=limits,
+            rate_window=args.rate_window,
             host=args.host,
             port=args.port,
             client_id=credentials.get("RC_APP_CLIENT_ID") or None,

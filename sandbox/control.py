@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sandbox.call_log import add_calls
 from sandbox.gate import world_of
 from sandbox.responses import json_response
 from sandbox.world import UnknownUser, World
@@ -124,6 +125,7 @@ ROUTES = [
         _route(f"/users/{{user_id}}/{a}", _status(a))
         for a in ("disable", "freeze", "enable", "unassign")
     ],
+    _route("/call-log", lambda w, b, p: add_calls(w, b)),
     _route("/clock/advance", _advance),
     _route("/faults", _faults),
     _route("/body-shape", _shape),

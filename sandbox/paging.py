@@ -39,12 +39,18 @@ def _int_param(request: Request, name: str, default: int) -> int | None:
     return value if value >= 1 else None
 
 
-def page_of(request: Request, items: Sequence[T], path: str) -> Page[T] | Response:
-    """The page of `items` the request asks for, or the 400 a bad page or perPage gets."""
+def page_of(
+    request: Request, items: Sequence[T], path: str, *, allow_max: bool = False
+) -> Page[T] | Response:
+    """The page of `items` the request asks for, or the 400 a bad page or perPage gets.
+
+    With `allow_max`, `perPage=max` means the largest page (the spec's PerPageWithMax)."""
     page = _int_param(request, "page", 1)
     if page is None:
         return invalid("page")
     per_page = _int_param(request, "perPage", DEFAULT_PER_PAGE)
+    if allow_max and request.query_params.get("perPage") == "max":
+        per_page = MAX_PER_PAGE
     if per_page is None or per_page > MAX_PER_PAGE:
         return invalid("perPage")
     start = (page - 1) * per_page

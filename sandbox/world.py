@@ -17,6 +17,7 @@ from sandbox.delivery import Deliverer
 from sandbox.faults import Faults
 from sandbox.limits import RateLimiter
 from sandbox.notifications import BodyShape, Change, Notifier
+from sandbox.phone_calls import PhoneCalls
 from sandbox.subscriptions import Subscription
 from sandbox.tokens import Credentials, TokenStore
 from sandbox.users import EDITABLE, ROLES, STATUSES, User
@@ -53,6 +54,7 @@ class World:
         self.limiter = limiter
         self.tokens = TokenStore(self.clock, token_ttl)
         self.log = CallLog()
+        self.phone_calls = PhoneCalls()
         self.faults = Faults()
         self.notifier = Notifier(self.account_id, self.owner_id, lambda: self.clock.iso())
         self.subscriptions: dict[str, Subscription] = {}
@@ -249,7 +251,13 @@ class World:
             "department": _DEPARTMENTS[n % len(_DEPARTMENTS)],
         }
 
-    def _add(self, *, extension_number: str | None = None, **fields: Any) -> User:
+    def _add(
+        self,
+        *,
+        extension_number: str | None = None,
+        creation_time: str | None = None,
+        **fields: Any,
+    ) -> User:
         unknown = set(fields) - EDITABLE
         if unknown:
             raise TypeError(f"unknown user fields: {sorted(unknown)}")
@@ -258,7 +266,7 @@ class World:
         user = User(
             id=str(self._next_id),
             extension_number=extension_number or str(self._next_number),
-            creation_time=self.clock.iso(),
+            creation_time=creation_time or self.clock.iso(),
             modified=self.clock.now(),
             **fields,
         )
