@@ -29,6 +29,7 @@ RENEW: Final = "renew_subscription"
 RESYNC: Final = "resync"
 ROLES_SWEEP: Final = "sweep_roles"
 ROLES_READ: Final = "read_roles"
+ACTIVITY_SCAN: Final = "scan_activity"
 
 # arq's key layout (arq.constants), which its worker reads.
 JOB_KEY_PREFIX: Final = "arq:job:"

@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     emit_baseline: bool = Field(False, validation_alias="RINGSYNC_EMIT_BASELINE")
     # Seconds between sweeps of the account's role assignments (0: only after each resync).
     roles_every: int = Field(3600, ge=0, validation_alias="RINGSYNC_ROLES_EVERY")
+    # The daily call-log scan (UTC; None = off), how far its first run reads back, and whether
+    # outbound texts count too.
+    activity_at: time | None = Field(time(4, 0), validation_alias="RINGSYNC_ACTIVITY_AT")
+    activity_backfill_days: int = Field(
+        30, ge=1, le=3650, validation_alias="RINGSYNC_ACTIVITY_BACKFILL_DAYS"
+    )
+    activity_sms: bool = Field(False, validation_alias="RINGSYNC_ACTIVITY_SMS")
 
     offboarding_urls: Annotated[list[str], NoDecode] = Field(
         [], validation_alias="RINGSYNC_OFFBOARDING_URLS"
@@ -172,7 +179,7 @@ class Settings(BaseSettings):
             raise ValueError("every delay must be a positive number of seconds")
         return value
 
-    @field_validator("resync_at", mode="before")
+    @field_validator("resync_at", "activity_at", mode="before")
     @classmethod
     def _resync_clock(cls, value: object) -> object:
         if not isinstance(value, str):

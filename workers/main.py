@@ -13,6 +13,7 @@ from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
 
 from events.queue import (
+    ACTIVITY_SCAN,
     DELIVER,
     INGEST,
     RECONCILE,
@@ -24,6 +25,7 @@ from events.queue import (
 )
 from events.settings import Settings
 from workers.accounts.registry import Registry, for_every_account, scoped
+from workers.activity.scan import scan_activity
 from workers.context import shutdown, startup
 from workers.delivery.courier import Courier, close_courier
 from workers.delivery.deliver import deliver
@@ -79,6 +81,7 @@ def functions(settings: Settings) -> list[Function]:
         job(renewed(scoped(renew_subscription), lease), RENEW, RENEWAL_TIMEOUT),
         job(bounded(scoped(read_roles), own), ROLES_READ, timeout),
         job(renewed(scoped(sweep_roles), lease), ROLES_SWEEP, LISTING_TIMEOUT),
+        job(renewed(scoped(scan_activity), lease), ACTIVITY_SCAN, LISTING_TIMEOUT),
     ]
 
 
@@ -137,6 +140,25 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
                 hour=every.hour,
                 minute=every.minute,
                 second=every.second,
+                unique=True,
+                timeout=LISTING_TIMEOUT,
+                keep_result=0,
+            )
+        )
+    if settings.activity_at is not None:
+        # Staggered over the hour by account id, like the resync: Heavy budgets are per account
+        # but the database is shared.
+        jobs.append(
+            cron(
+                for_every_account(
+                    renewed(scan_activity, lease_seconds(settings)),
+                    ACTIVITY_SCAN,
+                    "schedule",
+                    spread=True,
+                ),
+                name=settings.key("daily_activity"),
+                hour={settings.activity_at.hour},
+                minute={settings.activity_at.minute},
                 unique=True,
                 timeout=LISTING_TIMEOUT,
                 keep_result=0,

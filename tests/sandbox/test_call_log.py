@@ -59,12 +59,15 @@ async def test_the_account_log_lists_calls_newest_first_in_pages(
         pages.append(response.json())
         url = pages[-1]["navigation"].get("nextPage", {}).get("uri")
     records = [r for page in pages for r in page["records"]]
-    assert len(pages) == 2 and pages[0]["paging"]["totalElements"] == 3
+    assert len(pages) == 2
+    assert pages[0]["paging"]["totalElements"] == 3
     starts = [r["startTime"] for r in records]
     assert starts == sorted(starts, reverse=True)
     first = records[0]
-    assert first["direction"] == "Outbound" and first["result"] == "Call connected"
-    assert first["from"]["extensionId"] == alice and first["from"]["extensionNumber"]
+    assert first["direction"] == "Outbound"
+    assert first["result"] == "Call connected"
+    assert first["from"]["extensionId"] == alice
+    assert first["from"]["extensionNumber"]
     assert first["to"] == {"phoneNumber": "+16505550100", "name": None}
     assert first["extension"]["id"] == int(alice)
     assert {"id", "uri", "sessionId", "type", "action"} <= set(first)
@@ -93,4 +96,5 @@ async def test_one_extensions_log_and_bad_input(
     assert [r["result"] for r in own.json()["records"]] == ["Accepted"]
     assert (await api.get("/restapi/v1.0/account/~/call-log?dateFrom=yesterday")).status_code == 400
     bad = await api.post("/sandbox/call-log", json={"calls": [{**inbound, "direction": "Up"}]})
-    assert bad.status_code == 400 and "direction" in bad.json()["error"]
+    assert bad.status_code == 400
+    assert "direction" in bad.json()["error"]

@@ -161,6 +161,34 @@ class ExtensionPage(Page):
     records: list[Extension]
 
 
+class CallParty(Resource):
+    """A call's caller or callee: `extension_id` only when it is one of the account's own."""
+
+    extension_id: Id | None = None
+    extension_number: str | None = None
+    phone_number: str | None = None
+
+
+class CallExtension(Resource):
+    id: Id
+
+
+class CallRecord(Resource):
+    """One call of the account's call log (the Simple view), with only what activity needs."""
+
+    id: str
+    start_time: datetime
+    direction: str
+    result: str | None = None
+    from_: CallParty | None = Field(None, alias="from")
+    to: CallParty | None = None
+    extension: CallExtension | None = None
+
+
+class CallLogPage(Page):
+    records: list[CallRecord]
+
+
 class AssignedRole(Resource):
     id: Id
     display_name: str | None = None
