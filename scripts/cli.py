@@ -34,6 +34,8 @@ COMMAND_MODULES = (
     "scripts.status",
     "scripts.demo",
     "scripts.accounts",
+    "scripts.activity",
+    "scripts.licences",
 )
 
 

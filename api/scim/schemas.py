@@ -5,6 +5,7 @@ holds, the enterprise extension (department), ringsync's own extension, and Grou
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 from scim2_models import (
@@ -48,6 +49,9 @@ class RingsyncUser(Extension):
 
     state: Annotated[str | None, Mutability.read_only] = None
     """ringsync's lifecycle state: active, pending, suspended or deprovisioned."""
+
+    last_activity: Annotated[datetime | None, Mutability.read_only] = None
+    """When the user last made or answered a call (the call log's startTime), if ever seen."""
 
 
 ScimUser = User[EnterpriseUser | RingsyncUser]

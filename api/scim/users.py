@@ -67,7 +67,10 @@ def user_resource(row: Mapping[Any, Any], location: str) -> ScimUser:
     )
     user[EnterpriseUser] = EnterpriseUser(department=row["department"])
     user[RingsyncUser] = RingsyncUser(
-        extension_number=row["extension_number"], status=row["status"], state=row["state"]
+        extension_number=row["extension_number"],
+        status=row["status"],
+        state=row["state"],
+        last_activity=row["last_activity_at"],
     )
     return user
 

@@ -211,7 +211,12 @@ async def test_discovery_documents_describe_what_is_served(served: Served) -> No
     assert {"userName", "name", "emails", "active"} <= names
     assert "password" not in names
     assert all(a["mutability"] == "readOnly" for a in user_schema["attributes"])
-    assert {a["name"] for a in ours["attributes"]} == {"extensionNumber", "status", "state"}
+    assert {a["name"] for a in ours["attributes"]} == {
+        "extensionNumber",
+        "status",
+        "state",
+        "lastActivity",
+    }
     assert {e["schema"] for e in user_type["schemaExtensions"]} >= {RINGSYNC_USER}
 
 

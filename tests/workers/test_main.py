@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from events.queue import (
+    ACTIVITY_SCAN,
     DELIVER,
     INGEST,
     RECONCILE,
@@ -74,5 +75,23 @@ async def test_roles_sweeps_can_be_left_to_resyncs(make_settings: Callable[..., 
     try:
         assert not any(job.name.endswith("roles_sweep") for job in worker.cron_jobs)
         assert ROLES_SWEEP in worker.functions  # still run after each resync
+    finally:
+        await worker.close()
+
+
+async def test_the_daily_activity_scan_runs_at_its_hour_or_not_at_all(
+    make_settings: Callable[..., Settings],
+) -> None:
+    worker = build_worker(make_settings(activity_at="05:30"), handle_signals=False)
+    try:
+        assert ACTIVITY_SCAN in worker.functions
+        crons = {job.name.split(":")[-1]: job for job in worker.cron_jobs}
+        assert (crons["daily_activity"].hour, crons["daily_activity"].minute) == ({5}, {30})
+    finally:
+        await worker.close()
+    worker = build_worker(make_settings(activity_at="off"), handle_signals=False)
+    try:
+        assert not any(job.name.endswith("daily_activity") for job in worker.cron_jobs)
+        assert ACTIVITY_SCAN in worker.functions  # `ringsync activity` and retries still run it
     finally:
         await worker.close()

@@ -48,6 +48,8 @@ class MirroredUser:
     account_id: str
     extension_id: str
     row: UserRow
+    # Written by the activity scan alone, so not part of the row a decision sees.
+    last_activity_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class Store:
         async with self.engine.connect() as conn:
             result = await conn.execute(query)
             return [
-                MirroredUser(m["account_id"], m["extension_id"], user_row(m))
+                MirroredUser(m["account_id"], m["extension_id"], user_row(m), m["last_activity_at"])
                 for m in result.mappings()
             ]
 

@@ -29,6 +29,7 @@ USER_FIELDS = (
     "first_seen_at",
     "deprovisioned_at",
     "sequence",
+    "last_activity_at",
 )
 
 
@@ -37,7 +38,8 @@ def user_json(user: MirroredUser) -> dict[str, Any]:
     values: dict[str, Any] = {"account_id": user.account_id, "extension_id": user.extension_id}
     for name in USER_FIELDS:
         if name not in values:
-            values[name] = getattr(user.row, name)
+            row_field = name != "last_activity_at"
+            values[name] = getattr(user.row, name) if row_field else user.last_activity_at
     values["state"] = str(user.row.state)
     for name, value in values.items():
         if hasattr(value, "isoformat"):

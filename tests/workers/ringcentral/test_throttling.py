@@ -54,6 +54,7 @@ def test_groups_match_the_spec() -> None:
         ("POST", "/restapi/v1.0/subscription", "medium"),
         ("POST", "/restapi/v1.0/subscription/abc-1/renew", "light"),
         ("GET", "/scim/v2/Users/42", "light"),
+        ("GET", "/restapi/v1.0/account/~/call-log", "heavy"),
     ],
 )
 def test_group_for(method: str, path: str, group: str) -> None:
@@ -62,4 +63,4 @@ def test_group_for(method: str, path: str, group: str) -> None:
 
 def test_unknown_endpoint_is_refused() -> None:
     with pytest.raises(LookupError):
-        group_for("GET", "/restapi/v1.0/account/~/call-log")
+        group_for("GET", "/restapi/v1.0/account/~/device")
