@@ -30,6 +30,8 @@ RESYNC: Final = "resync"
 ROLES_SWEEP: Final = "sweep_roles"
 ROLES_READ: Final = "read_roles"
 ACTIVITY_SCAN: Final = "scan_activity"
+ACTION_RUN: Final = "run_action"
+ACTIONS_SWEEP: Final = "sweep_actions"
 
 # arq's key layout (arq.constants), which its worker reads.
 JOB_KEY_PREFIX: Final = "arq:job:"

@@ -4,7 +4,7 @@ The scan's own state (its watermark and the page a stopped scan resumes from) is
 in the `state` table, so no other table changes.
 
 Revision ID: activity
-Revises: accounts
+Revises: actions
 Create Date: 2026-12-01
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from migrations.types import UtcDateTime
 
 revision: str = "activity"
-down_revision: str | None = "accounts"
+down_revision: str | None = "actions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
