@@ -1,5 +1,6 @@
-"""`ringsync activity` as people run it, against the sandbox: a summary, and a permanent refusal
-part-way that exits 1 in one line keeping every page read; the next run goes on from there."""
+"""`ringsync activity` and `ringsync licences --propose` as people run them, against the sandbox: a
+summary; a permanent refusal part-way exits 1 in one line keeping every page read and the next run
+goes on from there; proposals are recorded and nothing is executed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from tests.fixtures.commands import Ran, ringsync
 from tests.fixtures.pipeline import MakePipeline, Pipeline
 from tests.fixtures.resync import resync
 from tests.workers.activity.test_scan import add, log_reads
+from workers.actions.decide import ActionState, Kind
+from workers.actions.store import ActionStore
 
 
 async def cli(p: Pipeline, *args: str) -> Ran:
@@ -50,3 +53,36 @@ async def test_activity_scans_now_and_stops_cleanly_keeping_what_it_read(
     summary = orjson.loads(ran.out)
     assert (summary["resumed_at_page"], summary["pages"], summary["records"]) == (2, 2, 1500)
     assert len(log_reads(p)) - before == 2
+
+
+async def test_licences_propose_suspend_records_proposals_and_runs_nothing(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = await make_pipeline(users=0, workers=0)
+    world = p.sandbox.world
+    long_ago = "2025-01-06T09:00:00.000Z"
+    busy, idle, never = (world.create_user(creation_time=long_ago) for _ in range(3))
+    await world.drain()
+    await resync(p)
+    add(world, "Outbound", "Call connected", busy, datetime.now(UTC) - timedelta(days=1))
+    add(world, "Outbound", "Call connected", idle, datetime.now(UTC) - timedelta(days=45))
+    assert (await cli(p, "activity")).code == 0
+
+    lacking = await cli(p, "licences", "--propose", "suspend")
+    assert lacking.code == 2
+    assert "--by" in lacking.err
+    ran = await cli(p, "licences", "--propose", "suspend", "--by", "ops@example.com", "--json")
+    assert ran.code == 0, ran.err
+    lines = [orjson.loads(line) for line in ran.out.splitlines()]
+    assert [line["extension_id"] for line in lines] == sorted([idle, never])
+    assert all(line["action_id"] and line["refused"] is None for line in lines)
+    assert "2 suspensions proposed, 0 refused" in ran.err
+
+    actions = await ActionStore(p.store).list()
+    assert sorted(a.extension_id for a in actions) == sorted([idle, never])
+    assert {(a.kind, a.state, a.proposed_by) for a in actions} == {
+        (Kind.SUSPEND, ActionState.PROPOSED, "ops@example.com")
+    }
+    # Nothing was asked of RingCentral but reads: no PUT, no DELETE; everyone is still Enabled.
+    assert {c["method"] for c in world.calls} <= {"GET", "POST"}
+    assert {world.user(i)["status"] for i in (busy, idle, never)} == {"Enabled"}
