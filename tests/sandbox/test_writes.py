@@ -84,8 +84,8 @@ async def test_bulk_delete_takes_1_to_50_records(
     sandbox: SandboxServer, api: httpx.AsyncClient
 ) -> None:
     ids = sandbox.world.seed(51)
-    too_many = {"records": [{"id": i} for i in ids]}
-    for body in (too_many, {"records": []}, {}):
+    bodies: list[dict[str, object]] = [{"records": [{"id": i} for i in ids]}, {"records": []}, {}]
+    for body in bodies:
         response = await api.request("DELETE", delete_path(sandbox), json=body)
         assert response.status_code == 400
     assert len(sandbox.world.ordered()) == 51
