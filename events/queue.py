@@ -32,6 +32,7 @@ ROLES_READ: Final = "read_roles"
 ACTIVITY_SCAN: Final = "scan_activity"
 ACTION_RUN: Final = "run_action"
 ACTIONS_SWEEP: Final = "sweep_actions"
+ACTIONS_DELETE: Final = "delete_batch"
 
 # arq's key layout (arq.constants), which its worker reads.
 JOB_KEY_PREFIX: Final = "arq:job:"

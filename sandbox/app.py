@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from sandbox import call_log, control, extensions, oauth, roles, scim, subscription_api
+from sandbox import (
+    call_log,
+    control,
+    extensions,
+    oauth,
+    roles,
+    scim,
+    subscription_api,
+    writes,
+)
 from sandbox.world import World
 
 
@@ -13,6 +22,7 @@ def create_app(world: World) -> Starlette:
         routes=[
             *oauth.ROUTES,
             *extensions.ROUTES,
+            *writes.ROUTES,
             *roles.ROUTES,
             *call_log.ROUTES,
             *scim.ROUTES,

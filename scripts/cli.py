@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "scripts.accounts",
     "scripts.activity",
     "scripts.licences",
+    "scripts.actions",
 )
 
 

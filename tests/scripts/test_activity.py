@@ -62,6 +62,7 @@ async def test_licences_propose_suspend_records_proposals_and_runs_nothing(
     world = p.sandbox.world
     long_ago = "2025-01-06T09:00:00.000Z"
     busy, idle, never = (world.create_user(creation_time=long_ago) for _ in range(3))
+    world.add_owner()  # the credential's own extension: protected, and new (not a candidate)
     await world.drain()
     await resync(p)
     add(world, "Outbound", "Call connected", busy, datetime.now(UTC) - timedelta(days=1))

@@ -218,8 +218,8 @@ class RingCentral:
             raise ValueError(f"between 1 and {DELETE_CHUNK} extensions a call")
         path = f"/restapi/v2/accounts/{quote(str(account_id), safe='')}/extensions"
         body = {"keepAssetsInInventory": True, "records": [{"id": i} for i in extension_ids]}
-        response, _ = await self._session.send("DELETE", path, json=body)
-        return parse(BulkDeleteResult, response)
+        response, sent_at = await self._session.send("DELETE", path, json=body)
+        return parse(BulkDeleteResult, response, read_at=sent_at)
 
     async def create_subscription(
         self,

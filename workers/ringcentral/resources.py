@@ -334,7 +334,7 @@ class BulkDeleteItem(Resource):
         return next((e.error_code for e in self.bulk_item_errors if e.error_code), None)
 
 
-class BulkDeleteResult(Resource):
+class BulkDeleteResult(Read):
     records: list[BulkDeleteItem]
 
 
