@@ -4,7 +4,7 @@ attribute selection, accounts, errors, and a real SCIM client and conformance ch
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import httpx2
@@ -24,6 +24,7 @@ from api.scim.schemas import RINGSYNC_USER, RingsyncUser
 from api.scim.users import roles_of
 from tests.api.conftest import Served
 from tests.api.mirror import API_TOKEN, SCIM_TOKEN, api_settings, running_api
+from workers.activity.store import ActivityStore, Cursor
 from workers.decide import Observation
 from workers.store.identity import Store
 
@@ -281,3 +282,22 @@ async def test_groups_are_empty_until_roles_are_mirrored(served: Served) -> None
         missing = await http.get("/scim/v2/Groups/1")
     assert (groups["totalResults"], groups.get("Resources", [])) == (0, [])
     assert (missing.status_code, missing.json()["status"]) == (404, "404")
+
+
+async def test_last_activity_in_scim_and_v1_once_the_scan_stored_it(
+    served: Served, store: Store
+) -> None:
+    person = served.people[0]
+    at = datetime(2026, 11, 30, 9, 15, 0, 123000, tzinfo=UTC)
+    path = f"/scim/v2/Users/{person.extension_id}"
+    async with httpx.AsyncClient(base_url=served.url, headers=bearer(SCIM_TOKEN)) as http:
+        before = (await http.get(path)).json()
+        cursor = Cursor(date_from=at, date_to=at)
+        await ActivityStore(store).record_page(served.account_id, {person.extension_id: at}, cursor)
+        after = (await http.get(path)).json()
+    assert "lastActivity" not in before[RINGSYNC_USER]
+    assert after[RINGSYNC_USER]["lastActivity"].startswith("2026-11-30T09:15:00.123")
+    async with httpx.AsyncClient(base_url=served.url, headers=bearer(API_TOKEN)) as http:
+        users = (await http.get("/v1/users", params={"account_id": served.account_id})).json()
+    [mine] = [u for u in users if u["extension_id"] == person.extension_id]
+    assert mine["last_activity_at"] == at.isoformat()
