@@ -27,7 +27,7 @@ from sandbox.world import World
 DEFAULT_SPAN = 86_400.0
 
 
-def _instant(value: str) -> float | None:
+def instant(value: str) -> float | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -80,13 +80,13 @@ def _listing(request: Request, world: World, extension: str | None, path: str) -
     params = request.query_params
     until = world.clock.now()
     if params.get("dateTo"):
-        found = _instant(params["dateTo"])
+        found = instant(params["dateTo"])
         if found is None:
             return invalid("dateTo")
         until = found
     since = until - DEFAULT_SPAN
     if params.get("dateFrom"):
-        found = _instant(params["dateFrom"])
+        found = instant(params["dateFrom"])
         if found is None:
             return invalid("dateFrom")
         since = found
@@ -124,8 +124,8 @@ def add_calls(world: World, body: dict[str, Any]) -> dict[str, Any]:
     (a party is `{"extensionId": ...}` or `{"phoneNumber": ...}`), or for benchmarks
     `{"generate": N, "extensions": [...], "dateFrom": ..., "dateTo": ...}`."""
     if "generate" in body:
-        since = _instant(str(body.get("dateFrom", "")))
-        until = _instant(str(body.get("dateTo", "")))
+        since = instant(str(body.get("dateFrom", "")))
+        until = instant(str(body.get("dateTo", "")))
         if since is None or until is None:
             raise ValueError("generate needs dateFrom and dateTo (ISO 8601)")
         extensions = [str(e) for e in body.get("extensions") or [u.id for u in world.ordered()]]
@@ -135,7 +135,7 @@ def add_calls(world: World, body: dict[str, Any]) -> dict[str, Any]:
         return {"added": count, "total": len(world.phone_calls)}
     added = []
     for raw in body.get("calls") or []:
-        start = _instant(str(raw.get("startTime", "")))
+        start = instant(str(raw.get("startTime", "")))
         if start is None:
             raise ValueError("each call needs startTime (ISO 8601)")
         parties = {side: raw.get(side) or {} for side in ("from", "to")}

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from sandbox.call_log import add_calls
 from sandbox.gate import world_of
+from sandbox.message_store import add_texts
 from sandbox.responses import json_response
 from sandbox.world import UnknownUser, World
 
@@ -133,6 +134,7 @@ ROUTES = [
         for a in ("disable", "freeze", "enable", "unassign")
     ],
     _route("/call-log", lambda w, b, p: add_calls(w, b)),
+    _route("/texts", lambda w, b, p: add_texts(w, b)),
     _route("/owner", lambda w, b, p: w.user(w.add_owner(**b))),
     _route("/operator", lambda w, b, p: {"operator_id": w.set_operator(str(b["extension_id"]))}),
     _route("/write-failures", _write_failures),

@@ -19,6 +19,7 @@ from sandbox.limits import RateLimiter
 from sandbox.notifications import BodyShape, Change, Notifier
 from sandbox.phone_calls import PhoneCalls
 from sandbox.subscriptions import Subscription
+from sandbox.texts import Texts
 from sandbox.tokens import Credentials, TokenStore
 from sandbox.users import EDITABLE, ROLES, STATUSES, User
 
@@ -60,6 +61,7 @@ class World:
         self.tokens = TokenStore(self.clock, token_ttl)
         self.log = CallLog()
         self.phone_calls = PhoneCalls()
+        self.texts = Texts()
         self.faults = Faults()
         self.notifier = Notifier(self.account_id, self.owner_id, lambda: self.clock.iso())
         self.subscriptions: dict[str, Subscription] = {}

@@ -98,3 +98,26 @@ async def test_one_extensions_log_and_bad_input(
     bad = await api.post("/sandbox/call-log", json={"calls": [{**inbound, "direction": "Up"}]})
     assert bad.status_code == 400
     assert "direction" in bad.json()["error"]
+
+
+async def test_one_extensions_message_store_lists_its_texts(
+    sandbox: SandboxServer, api: httpx.AsyncClient
+) -> None:
+    (alice,) = sandbox.world.seed(1)
+    now = datetime.now(UTC)
+    texts = [
+        {"extensionId": alice, "direction": direction, "creationTime": _iso(now - age)}
+        for direction, age in (("Outbound", timedelta(hours=3)), ("Inbound", timedelta(hours=1)))
+    ]
+    added = await api.post("/sandbox/texts", json={"texts": texts})
+    assert added.status_code == 200, added.text
+    path = f"/restapi/v1.0/account/~/extension/{alice}/message-store"
+    every = await api.get(path, params={"messageType": "SMS"})
+    assert every.headers["X-Rate-Limit-Group"] == "light"
+    assert [r["direction"] for r in every.json()["records"]] == ["Inbound", "Outbound"]
+    sent = (await api.get(path, params={"direction": "Outbound"})).json()["records"]
+    assert [(r["type"], r["messageStatus"]) for r in sent] == [("SMS", "Delivered")]
+    faxes = await api.get(path, params={"messageType": "Fax"})
+    assert faxes.json()["records"] == []
+    missing = await api.get("/restapi/v1.0/account/~/extension/1/message-store")
+    assert missing.status_code == 404

@@ -6,7 +6,9 @@ scan reads a fixed window: from the last complete scan's end minus an hour (Ring
 records 15-30 s after a call, some later) or, the first time, RINGSYNC_ACTIVITY_BACKFILL_DAYS back,
 up to when it began. Each page is folded and written with the cursor past it before the next is
 asked for (see `workers.activity.store`), so memory holds one page and a stopped scan resumes at
-its first unread page. Every request goes through the account's client: its token, its budget.
+its first unread page. With RINGSYNC_ACTIVITY_SMS, the users the log showed no call for then have
+their newest outbound SMS in the window read (one Light request each), resumable the same way.
+Every request goes through the account's client: its token, its budget.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Summary:
     pages: int
     records: int
     users_moved: int
+    texts_read: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class Summary:
             "pages": self.pages,
             "records": self.records,
             "users_moved": self.users_moved,
+            "texts_read": self.texts_read,
         }
 
 
@@ -92,27 +96,18 @@ async def scan(
     try:
         cursor, resumed = await window(d, book, account_id)
         first = cursor.next_page
-        pages = records = moved = 0
-        pager = d.client.call_log(
-            cursor.date_from, cursor.date_to, page=cursor.next_page, per_page=per_page
-        )
-        async for page in pager:
-            number = page.paging.page or cursor.next_page
-            cursor = cursor.model_copy(
-                update={
-                    "next_page": number + 1,
-                    "pages": cursor.pages + 1,
-                    "records": cursor.records + len(page.records),
-                }
-            )
-            moved += await book.record_page(account_id, fold(page.records), cursor)
-            pages += 1
-            records += len(page.records)
-            if on_page is not None:
-                on_page(cursor)
+        start = cursor.model_copy()
+        moved = 0
+        if not cursor.calls_done:
+            cursor, moved = await _calls(d, book, account_id, cursor, per_page, on_page)
+        texts = 0
+        if d.settings.activity_sms:
+            cursor, texts, by_text = await _texts(d, book, account_id, cursor)
+            moved += by_text
         await book.finish(account_id, cursor)
     finally:
         await lock.release()
+    pages, records = cursor.pages - start.pages, cursor.records - start.records
     log.info(
         "activity scanned",
         extra={"account": account_id, "pages": pages, "records": records, "moved": moved},
@@ -125,7 +120,51 @@ async def scan(
         pages=pages,
         records=records,
         users_moved=moved,
+        texts_read=texts,
     )
+
+
+async def _calls(
+    d: Deps,
+    book: ActivityStore,
+    account_id: str,
+    cursor: Cursor,
+    per_page: int,
+    on_page: Callable[[Cursor], None] | None,
+) -> tuple[Cursor, int]:
+    """The call log from the cursor's page to the end, each page stored with the cursor past it."""
+    moved = 0
+    pager = d.client.call_log(
+        cursor.date_from, cursor.date_to, page=cursor.next_page, per_page=per_page
+    )
+    async for page in pager:
+        number = page.paging.page or cursor.next_page
+        following = page.navigation.next_page is not None and bool(page.records)
+        cursor = cursor.model_copy(
+            update={
+                "next_page": number + 1,
+                "pages": cursor.pages + 1,
+                "records": cursor.records + len(page.records),
+                "calls_done": not following,
+            }
+        )
+        moved += await book.record_page(account_id, fold(page.records), cursor)
+        if on_page is not None:
+            on_page(cursor)
+    return cursor, moved
+
+
+async def _texts(
+    d: Deps, book: ActivityStore, account_id: str, cursor: Cursor
+) -> tuple[Cursor, int, int]:
+    """Each live user without a call in the window: their newest outbound SMS in it."""
+    read = moved = 0
+    for extension_id in await book.without_calls(account_id, cursor.date_from, cursor.texts_after):
+        sent = await d.client.latest_text(extension_id, cursor.date_from, cursor.date_to)
+        cursor = cursor.model_copy(update={"texts_after": extension_id})
+        moved += await book.record_page(account_id, {extension_id: sent} if sent else {}, cursor)
+        read += 1
+    return cursor, read, moved
 
 
 async def scan_activity(ctx: dict[str, Any], reason: str = "schedule") -> str:

@@ -28,13 +28,16 @@ CURSOR = "activity_cursor"
 
 
 class Cursor(BaseModel):
-    """A scan under way: its window and the next page to read."""
+    """A scan under way: its window, the next call-log page to read and, once the log is read
+    (with RINGSYNC_ACTIVITY_SMS), the last user whose texts were read."""
 
     date_from: datetime
     date_to: datetime
     next_page: int = 1
     pages: int = 0
     records: int = 0
+    calls_done: bool = False
+    texts_after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,18 @@ class ActivityStore:
             await conn.execute(
                 delete(state).where(and_(state.c.account_id == account_id, state.c.key == CURSOR))
             )
+
+    async def without_calls(self, account_id: str, since: datetime, after: str | None) -> list[str]:
+        """Live users with no counting call since `since`, by extension id, after `after`."""
+        query = select(_u.extension_id).where(
+            _u.account_id == account_id,
+            _u.state.in_([str(State.ACTIVE), str(State.PENDING)]),
+            or_(_u.last_activity_at.is_(None), _u.last_activity_at < since),
+        )
+        if after is not None:
+            query = query.where(_u.extension_id > after)
+        async with self._store.engine.connect() as conn:
+            return [str(i) for i in (await conn.execute(query.order_by(_u.extension_id))).scalars()]
 
     async def live_users(
         self, idle_since: datetime, account_id: str | None = None

@@ -31,6 +31,7 @@ from workers.ringcentral.resources import (
     Extension,
     ExtensionPage,
     Gone,
+    MessagePage,
     Page,
     ScimUser,
     ScimUserPage,
@@ -156,6 +157,28 @@ class RingCentral:
         ]
         async for found in self._pages(CallLogPage, CALL_LOG, params):
             yield found
+
+    async def latest_text(
+        self, extension_id: str, date_from: datetime, date_to: datetime
+    ) -> datetime | None:
+        """When the extension last sent an SMS between two instants (one Light request for
+        the newest only), or None: none sent, or the extension is gone."""
+        path = f"{EXTENSIONS}/{quote(str(extension_id), safe='')}/message-store"
+        params: Params = [
+            ("dateFrom", _instant(date_from)),
+            ("dateTo", _instant(date_to)),
+            ("direction", "Outbound"),
+            ("messageType", "SMS"),
+            ("page", 1),
+            ("perPage", 1),
+        ]
+        response, sent_at = await self._session.send(
+            "GET", path, params=params, allow=frozenset({404})
+        )
+        if response.status_code == 404:
+            return None
+        page = parse(MessagePage, response, read_at=sent_at)
+        return max((m.creation_time for m in page.records), default=None)
 
     async def get_assigned_roles(self, extension_id: str) -> AssignedRoles | Gone:
         """One extension's roles (Light), or Gone when the extension no longer exists."""

@@ -189,6 +189,19 @@ class CallLogPage(Page):
     records: list[CallRecord]
 
 
+class Message(Resource):
+    """One message of a user's message store, with only what activity needs."""
+
+    id: Id
+    type: str | None = None
+    direction: str | None = None
+    creation_time: datetime
+
+
+class MessagePage(Page):
+    records: list[Message]
+
+
 class AssignedRole(Resource):
     id: Id
     display_name: str | None = None

@@ -24,6 +24,7 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/restapi/v1.0/account/{accountId}/assigned-role", MEDIUM),
     ("GET", "/restapi/v1.0/account/{accountId}/extension/{extensionId}/assigned-role", LIGHT),
     ("GET", "/restapi/v1.0/account/{accountId}/call-log", HEAVY),
+    ("GET", "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store", LIGHT),
     ("GET", "/restapi/v1.0/subscription", LIGHT),
     ("POST", "/restapi/v1.0/subscription", MEDIUM),
     ("GET", "/restapi/v1.0/subscription/{subscriptionId}", LIGHT),

@@ -162,3 +162,26 @@ async def test_a_scan_keeps_to_the_heavy_budget(make_pipeline: MakePipeline) -> 
     assert summary.pages == 7
     assert world.counters()["throttled"] == {}
     assert world.counters()["requests"]["heavy"] == 7
+
+
+async def test_outbound_texts_count_for_users_without_calls_when_asked(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = await make_pipeline(users=4, workers=0, activity_sms=True)
+    await resync(p)
+    world = p.sandbox.world
+    caller, texter, receiver, quiet = [user.id for user in world.ordered()]
+    now = datetime.now(UTC)
+    called, texted = ms(now - timedelta(days=2)), ms(now - timedelta(days=3))
+    add(world, "Outbound", "Call connected", caller, called)
+    world.texts.add(caller, "Outbound", (now - timedelta(hours=1)).timestamp(), "+16505550100")
+    world.texts.add(texter, "Outbound", texted.timestamp(), "+16505550100")
+    world.texts.add(texter, "Outbound", (now - timedelta(days=40)).timestamp(), "+16505550100")
+    world.texts.add(receiver, "Inbound", (now - timedelta(hours=2)).timestamp(), "+16505550100")
+    async with open_deps(p.settings) as d:
+        summary = await scan(d)
+    assert summary.texts_read == 3
+    assert await activity(p) == {caller: called, texter: texted, receiver: None, quiet: None}
+    stores = [c for c in world.calls if c["path"].endswith("/message-store")]
+    assert sorted(c["path"].split("/")[-2] for c in stores) == sorted([texter, receiver, quiet])
+    assert {c["group"] for c in stores} == {"light"}
