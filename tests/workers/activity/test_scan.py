@@ -85,6 +85,11 @@ async def test_outbound_answered_inbound_and_missed_inbound_calls(
     }
     # The account's log only: never one user's.
     assert {c["path"] for c in log_reads(p)} == {CALL_LOG}
+    # A reconcile that rewrites the user's row leaves their activity as it was.
+    world.update_user(caller, department="Finance")
+    await resync(p)
+    [rewritten] = [u for u in await p.store.list_users() if u.extension_id == caller]
+    assert (rewritten.row.department, rewritten.last_activity_at) == ("Finance", t[5])
 
     # The next scan reads from the watermark minus the overlap; activity never moves back.
     async with open_deps(p.settings) as d:
