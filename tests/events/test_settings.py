@@ -36,6 +36,9 @@ def _build(**values: Any) -> Settings:
         ("RINGSYNC_RESYNC_AT", "03:00+02:00"),  # the cron runs in UTC: an offset would be lost
         ("RINGSYNC_RESYNC_AT", "03:00:30"),
         ("RINGSYNC_RESYNC_AT", "3am"),
+        ("RINGSYNC_ACTIVITY_AT", "4am"),
+        ("RINGSYNC_ACTIVITY_BACKFILL_DAYS", "0"),
+        ("RINGSYNC_ACTIVITY_SMS", "sometimes"),
         ("RINGSYNC_LOG_LEVEL", "verbose"),
         ("RINGSYNC_LOG_FORMAT", "xml"),
         ("RINGSYNC_USER_TYPES", "Usr"),
@@ -72,6 +75,8 @@ def test_good_settings_are_read_as_meant() -> None:
         database_url="postgresql://ringsync@db/ringsync",
         redis_url="rediss://:pw@redis.internal:6380/2",
         resync_at="3:30",
+        activity_at="off",
+        activity_backfill_days="90",
         log_level="debug",
         user_types="user, Department",
         offboarding_hook="mypackage.offboarding:on_event",
@@ -81,6 +86,8 @@ def test_good_settings_are_read_as_meant() -> None:
     )
     assert settings.actions_auto_approve == ["suspend"]
     assert settings.resync_at == time(3, 30)
+    assert settings.activity_at is None
+    assert settings.activity_backfill_days == 90
     assert settings.log_level == "DEBUG"
     assert settings.user_types == ["User", "Department"]  # RingCentral's spelling, for filters
     assert _build(redis_url="unix:///run/redis.sock").redis_url == "unix:///run/redis.sock"
