@@ -1,16 +1,19 @@
 """`ringsync activity` and `ringsync licences --propose` as people run them, against the sandbox: a
 summary; a permanent refusal part-way exits 1 in one line keeping every page read and the next run
-goes on from there; proposals are recorded and nothing is executed."""
+goes on from there; proposals are recorded and nothing is executed; each account is scanned on its
+own."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 
 from tests.fixtures.commands import Ran, ringsync
 from tests.fixtures.pipeline import MakePipeline, Pipeline
 from tests.fixtures.resync import resync
+from tests.workers.accounts.test_isolation import two_accounts
 from tests.workers.activity.test_scan import add, log_reads
 from workers.actions.decide import ActionState, Kind
 from workers.actions.store import ActionStore
@@ -87,3 +90,31 @@ async def test_licences_propose_suspend_records_proposals_and_runs_nothing(
     # Nothing was asked of RingCentral but reads: no PUT, no DELETE; everyone is still Enabled.
     assert {c["method"] for c in world.calls} <= {"GET", "POST"}
     assert {world.user(i)["status"] for i in (busy, idle, never)} == {"Enabled"}
+
+
+async def test_each_account_is_scanned_on_its_own(
+    make_pipeline: MakePipeline, tmp_path: Path
+) -> None:
+    # No daily scan of its own may run meanwhile: the counters below are the command's alone.
+    async with two_accounts(make_pipeline, tmp_path, activity_at="off") as two:
+        p, b = two.p, two.b
+        a_id = p.sandbox.account_id
+        a_user, b_user = p.sandbox.world.ordered()[0].id, b.world.ordered()[0].id
+        at = datetime.now(UTC) - timedelta(hours=1)
+        add(p.sandbox.world, "Outbound", "Call connected", a_user, at)
+        add(b.world, "Outbound", "Call connected", b_user, at)
+
+        unnamed = await ringsync(two.env, "activity")
+        assert unnamed.code == 2
+        assert "--account" in unnamed.err
+        ran = await ringsync(two.env, "activity", "--account", b.account_id, "--json")
+        assert ran.code == 0, ran.err
+        assert orjson.loads(ran.out)["account_id"] == b.account_id
+        [b_mirrored] = [
+            u for u in await p.store.list_users(account_id=b.account_id) if u.extension_id == b_user
+        ]
+        assert b_mirrored.last_activity_at is not None
+        assert all(u.last_activity_at is None for u in await p.store.list_users(account_id=a_id))
+        # Account B's Heavy requests went to B's sandbox alone, with B's own budget.
+        assert b.world.counters()["requests"]["heavy"] == 1
+        assert "heavy" not in p.sandbox.world.counters()["requests"]
