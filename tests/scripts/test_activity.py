@@ -5,13 +5,14 @@ own."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
 from tests.fixtures.commands import Ran, ringsync
-from tests.fixtures.pipeline import MakePipeline, Pipeline
+from tests.fixtures.pipeline import MakePipeline, Pipeline, eventually
 from tests.fixtures.resync import resync
 from tests.workers.accounts.test_isolation import two_accounts
 from tests.workers.activity.test_scan import add, log_reads
@@ -118,3 +119,23 @@ async def test_each_account_is_scanned_on_its_own(
         # Account B's Heavy requests went to B's sandbox alone, with B's own budget.
         assert b.world.counters()["requests"]["heavy"] == 1
         assert "heavy" not in p.sandbox.world.counters()["requests"]
+
+
+async def test_activity_rides_out_a_short_outage(make_pipeline: MakePipeline) -> None:
+    p = await make_pipeline(users=2, workers=0)
+    await resync(p)
+    world = p.sandbox.world
+    extension = world.ordered()[0].id
+    add(world, "Outbound", "Call connected", extension, datetime.now(UTC) - timedelta(hours=1))
+    world.set_faults(refuse={"GET /restapi/v1.0/account/*/call-log": 503})
+    command = asyncio.create_task(cli(p, "activity", "--json"))
+
+    async def refused_more_than_one_client_try() -> bool:
+        # The client tries 4 times before the command sees a failure: 5 means it tried again.
+        return sum(1 for c in log_reads(p) if c["status"] == 503) >= 5
+
+    await eventually(refused_more_than_one_client_try, what="a retry after a failed try")
+    world.set_faults(refuse={})
+    ran = await command
+    assert ran.code == 0, ran.err
+    assert orjson.loads(ran.out)["records"] == 1
