@@ -38,8 +38,9 @@ from workers.ringcentral.resources import Gone as ClientGone
 
 log = logging.getLogger(__name__)
 
-# An execution holds its action's lock this long, kept alive while it runs.
-LOCK_TTL: Final = 30.0
+# An execution holds its action's lock this long, kept alive while it runs: a worker that died
+# mid-action frees it this long after, and the action's retry resumes it.
+LOCK_TTL: Final = 10.0
 _STATUS_FOR: Final = {Step.SUSPEND: "Disabled", Step.REACTIVATE: "Enabled"}
 
 
@@ -56,7 +57,9 @@ async def _run(ctx: dict[str, Any], action_id: str) -> str:
         return str(action.state) if action is not None else "unknown"
     lock = RedisLock(d.redis, _lock_key(d, action_id), ttl=LOCK_TTL, wait=0)
     if not await lock.acquire():
-        return "busy"  # another worker is executing it
+        # Another worker executes it, or one died holding the lock: look again once it is free.
+        await queue_run(d, action, defer_by=LOCK_TTL)
+        return "busy"
     try:
         return await _execute(d, book, action_id, ctx.get("job_id"))
     finally:
