@@ -3,6 +3,7 @@ RingCentral, and a signed offboarding sink downstream."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from tests.fixtures.pipeline import eventually
@@ -147,3 +148,58 @@ async def test_a_three_user_deprovision_with_one_refused(make_rig: MakeRig) -> N
     writes = rig.writes()
     assert {c["method"] for c in writes} == {"DELETE"}
     assert 1 <= len(writes) <= 3  # up to 50 a call: how many depends on when they were approved
+
+
+async def test_the_hourly_cap_holds_the_rest_and_status_says_so(make_rig: MakeRig) -> None:
+    cap = {"RINGSYNC_ACTIONS_MAX_PER_HOUR": "2"}
+    rig = await make_rig(actions_max_per_hour=2, env=cap)
+    users = [await rig.user() for _ in range(3)]
+    ids = [await rig.propose("suspend", ext) for ext in users]
+    for action_id in ids:
+        assert (await rig.approve(action_id)).code == 0
+
+    first = [await rig.settled(action_id) for action_id in ids[:2]]
+    assert all(a.state is ActionState.DONE for a in first)
+    # The third waits (approved) for a later hour; the worker keeps it queued, never runs it.
+    status = await rig.cli("status", "--json")
+    assert status.code == 1
+    report = json.loads(status.out)
+    assert report["actions"]["waiting"] == 1
+    assert report["actions"]["approved"] == 1
+    assert any("hourly cap" in reason for reason in report["attention"])
+    assert (await rig.action(ids[2])).state is ActionState.APPROVED
+    assert len(rig.writes()) == 2
+
+
+async def test_a_policy_approves_suspends_only(make_rig: MakeRig) -> None:
+    policy = {"RINGSYNC_ACTIONS_AUTO_APPROVE": "suspend"}
+    rig = await make_rig(actions_auto_approve=["suspend"], env=policy)
+    ext = await rig.user()
+
+    suspend = await rig.propose("suspend", ext)
+    action = await rig.settled(suspend)
+    assert action.state is ActionState.DONE
+    assert action.approved_by == "policy"
+
+    deprovision = await rig.propose("deprovision", ext)
+    assert (await rig.action(deprovision)).state is ActionState.PROPOSED
+    refused = await rig.cli("status", RINGSYNC_ACTIONS_AUTO_APPROVE="deprovision")
+    assert refused.code == 2
+    assert "RINGSYNC_ACTIONS_AUTO_APPROVE" in refused.err
+
+
+async def test_dry_run_shows_the_preflight_and_records_nothing(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    ext = await rig.user(email="grace@example.com")
+    ran = await rig.cli(
+        "actions", "propose", "deprovision", "--email", "GRACE@example.com",
+        "--reason", "left", "--by", "ada", "--dry-run", "--json",
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    preview = json.loads(ran.out)
+    assert preview["extension_id"] == ext
+    assert preview["steps"] == ["suspend", "delete"]
+    assert preview["refused"] is None
+    listed = await rig.cli("actions", "list", "--json")
+    assert listed.out == ""
+    assert rig.writes() == []
