@@ -23,8 +23,7 @@ from events.settings import Settings
 from scripts.cli import Failure
 from scripts.connections import account_argument, open_account_deps, open_deps
 from scripts.db import run_against_store
-from workers.accounts.registry import account_deps, close
-from workers.accounts.store import AccountStore
+from workers.accounts.registry import acting_for
 from workers.actions import gate
 from workers.actions.decide import ActionState, Kind
 from workers.actions.store import Action, ActionError, ActionStore
@@ -138,20 +137,15 @@ async def _decide(
 
 @contextlib.asynccontextmanager
 async def _acting_for(settings: Settings, action_id: str) -> AsyncIterator[Deps]:
-    """The Deps of the account the action belongs to (no RingCentral call needed)."""
+    """The Deps of the account the action belongs to."""
     async with open_deps(settings) as base:
         action = await ActionStore(base.store).get(action_id)
         if action is None:
             raise Failure(f"no action {action_id}; `ringsync actions list` shows them")
-        account = await AccountStore(base.store).get(action.account_id)
-        if account is None or account.is_default:
-            yield base
-            return
-        scoped = await account_deps(base, account, max_wait=30.0)
-        try:
-            yield scoped
-        finally:
-            await close(scoped)
+        async with acting_for(base, action.account_id) as d:
+            if d is None:
+                raise Failure(f"action {action_id}: account {action.account_id} is not mirrored")
+            yield d
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:

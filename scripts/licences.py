@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from events.settings import Settings
-from scripts.cli import BadSettings
-from scripts.connections import open_account_deps, open_deps
+from scripts.cli import BadSettings, Failure
+from scripts.connections import open_deps
 from scripts.db import run_against_store
+from workers.accounts.registry import acting_for
 from workers.activity.reclaim import Proposal, propose_suspensions
 from workers.activity.report import candidate_json, candidates, parse_span
 from workers.activity.store import Candidate
@@ -92,15 +93,12 @@ async def _propose(
     settings: Settings, found: list[Candidate], by: str, days: int
 ) -> list[Proposal]:
     made: list[Proposal] = []
-    async with open_deps(settings) as default:
-        # The RC_* account may have no row yet (a worker registers it): it is known by its id.
-        default_id = await default.account_id()
+    async with open_deps(settings) as base:
         for account in sorted({c.account_id for c in found}):
             mine = [c for c in found if c.account_id == account]
-            if account == default_id:
-                made += await propose_suspensions(default, mine, by=by, days=days)
-                continue
-            async with open_account_deps(settings, account) as d:
+            async with acting_for(base, account) as d:
+                if d is None:
+                    raise Failure(f"no account {account}; `ringsync accounts list` shows them")
                 made += await propose_suspensions(d, mine, by=by, days=days)
     return made
 

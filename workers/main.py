@@ -85,7 +85,11 @@ def functions(settings: Settings) -> list[Function]:
         job(renewed(scoped(renew_subscription), lease), RENEW, RENEWAL_TIMEOUT),
         job(bounded(scoped(read_roles), own), ROLES_READ, timeout),
         job(renewed(scoped(sweep_roles), lease), ROLES_SWEEP, LISTING_TIMEOUT),
-        job(bounded(scoped(run_action), own), ACTION_RUN, timeout),
+        job(
+            bounded(scoped(run_action, deferred_as=(ACTION_RUN, "light")), own),
+            ACTION_RUN,
+            timeout,
+        ),
         # Up to 50 extensions a Heavy call: a long queue of deletes waits for budget in between.
         job(renewed(scoped(delete_batch), lease), ACTIONS_DELETE, LISTING_TIMEOUT),
         job(renewed(scoped(sweep_actions), lease), ACTIONS_SWEEP, timeout),
