@@ -11,7 +11,6 @@ from typing import Any, Final
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -37,8 +36,7 @@ from workers.lifecycle import State
 from workers.replay import replay_dead_letters, replay_users, stored_notifications
 from workers.resync.safeguard import PlanRefused, approvable
 from workers.resync.store import find_plan, pending_plans
-from workers.status import build_report
-from workers.store import tables
+from workers.status import account_rows, build_report
 from workers.store.listing import user_json
 
 _JSON: Final = "application/json"
@@ -117,11 +115,8 @@ async def _body(request: Request, model: type[_Body]) -> _Body | Response:
 
 
 async def accounts(request: Request) -> Response:
-    users = tables.users.c
-    query = select(users.account_id, func.count()).group_by(users.account_id)
-    async with api_state(request).engine.connect() as conn:
-        rows = (await conn.execute(query.order_by(users.account_id))).all()
-    return reply([{"account_id": str(account), "users": int(count)} for account, count in rows])
+    """Every account, as `ringsync accounts list --json` prints them."""
+    return reply(await account_rows(api_state(request).store))
 
 
 async def status(request: Request) -> Response:

@@ -7,8 +7,9 @@ bare Starlette JSON endpoint in the same run.
 The mirror is written straight into a fresh database (SQLite file or a new PostgreSQL database,
 dropped afterwards); `ringsync api` and the bare app each run as their own uvicorn process. The
 load is a Python keep-alive client asking random pages (startIndex over the first 200 pages) of
-a filter that needs the database to look at names as well as states. Prints requests/s and
-p50/p99 per server.
+a filter that needs the database to look at names as well as states ("page"), then single users
+looked up by `userName eq` in another case, as identity providers do ("lookup"). Prints
+requests/s and p50/p99 per server and query (the bare app answers both with its one page).
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ from sqlalchemy import insert
 
 from bench.receiver import _free_port, _wait_ready
 from workers.store import tables
+from workers.store.engine import refresh_statistics
 from workers.store.identity import Store
 
 FILTER = 'active eq true and (name.familyName sw "s" or userName co "7")'
+# What an identity provider asks before anything else: one user by userName (an index answers).
+LOOKUP = 'userName eq "USER{}@example.com"'
 ACCOUNT = "400000000001"
 _STATES = [("Enabled", "active")] * 7 + [("Disabled", "suspended"), ("NotActivated", "pending")]
 _LAST = ["Smith", "Stone", "Jones", "Brown", "Li", "Garcia", "Silva", "Nguyen", "Shah", "Kim"]
@@ -62,6 +66,7 @@ app = Starlette(routes=[Route("/scim/v2/Users", users)])
 class Result:
     server: str
     database: str
+    query: str
     requests_per_s: float
     p50_ms: float
     p99_ms: float
@@ -103,11 +108,21 @@ async def seed(database_url: str, count: int) -> None:
         async with store.engine.begin() as conn:
             for start in range(0, len(rows), 5000):
                 await conn.execute(insert(tables.users), rows[start : start + 5000])
+        # What the baseline resync that filled a real mirror ends with.
+        await refresh_statistics(store.engine)
     finally:
         await store.close()
 
 
-async def load(url: str, headers: dict[str, str], seconds: float, connections: int) -> Result:
+def _params(query: str, users: int) -> dict[str, str | int]:
+    if query == "lookup":
+        return {"filter": LOOKUP.format(random.randrange(users))}
+    return {"filter": FILTER, "startIndex": random.randrange(200) * 100 + 1, "count": 100}
+
+
+async def load(
+    url: str, headers: dict[str, str], seconds: float, connections: int, query: str, users: int
+) -> Result:
     ok = bad = 0
     latencies: list[float] = []
     end = time.monotonic() + seconds
@@ -117,8 +132,7 @@ async def load(url: str, headers: dict[str, str], seconds: float, connections: i
         async def one_connection() -> None:
             nonlocal ok, bad
             while time.monotonic() < end:
-                start = random.randrange(200) * 100 + 1
-                params: dict[str, str | int] = {"filter": FILTER, "startIndex": start, "count": 100}
+                params = _params(query, users)
                 began = time.perf_counter()
                 reply = await http.get(url, params=params)
                 latencies.append((time.perf_counter() - began) * 1000)
@@ -134,6 +148,7 @@ async def load(url: str, headers: dict[str, str], seconds: float, connections: i
     return Result(
         server="",
         database="",
+        query=query,
         requests_per_s=round(ok / elapsed, 1),
         p50_ms=round(statistics.median(latencies), 2),
         p99_ms=round(latencies[int(len(latencies) * 0.99) - 1], 2),
@@ -183,10 +198,12 @@ def run_one(database: str, database_url: str, args: argparse.Namespace) -> list[
             try:
                 url = f"http://127.0.0.1:{server_port}/scim/v2/Users"
                 headers = {"Authorization": f"Bearer {token}"}
-                asyncio.run(load(url, headers, 2, args.connections))  # warm-up
-                result = asyncio.run(load(url, headers, args.seconds, args.connections))
-                result.server, result.database = name, database
-                results.append(result)
+                for query in ("page", "lookup"):
+                    shape = (args.connections, query, args.users)
+                    asyncio.run(load(url, headers, 2, *shape))  # warm-up
+                    result = asyncio.run(load(url, headers, args.seconds, *shape))
+                    result.server, result.database = name, database
+                    results.append(result)
             finally:
                 process.terminate()
                 process.wait(10)
@@ -242,10 +259,12 @@ def main() -> None:
             results += run_one("postgres", url, args)
         finally:
             _drop(args.postgres, name)
-    print(f"{args.users} users, filter {FILTER!r}, count=100, {args.connections} connections")
-    print(f"{'server':16} {'database':9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{args.users} users, {args.connections} connections; page: {FILTER!r}, count=100, "
+          f"startIndex over the first 200 pages; lookup: {LOOKUP.format('N')!r}")  # fmt: skip
+    print(f"{'server':16} {'database':9} {'query':7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>7}")  # fmt: skip
     for r in results:
-        print(f"{r.server:16} {r.database:9} {r.requests_per_s:8.1f} {r.p50_ms:8.2f} "
+        print(f"{r.server:16} {r.database:9} {r.query:7} {r.requests_per_s:8.1f} {r.p50_ms:8.2f} "
               f"{r.p99_ms:8.2f} {r.errors:7d}")  # fmt: skip
     if args.json:
         args.json.write_bytes(orjson.dumps([asdict(r) for r in results]))

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from workers.context import deps
 from workers.resync.store import PENDING
 from workers.store import tables
-from workers.store.engine import write_transaction
+from workers.store.engine import refresh_statistics, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -136,4 +136,5 @@ async def prune_old_records(ctx: dict[str, Any]) -> str:
         unannounced_before=now - timedelta(seconds=d.settings.delivery_max_age),
     )
     log.info("old records pruned", extra=dataclasses.asdict(pruned))
+    await refresh_statistics(d.store.engine)
     return "pruned"

@@ -93,6 +93,9 @@ def attention(report: dict[str, Any]) -> list[str]:
 async def account_rows(store: Store) -> list[dict[str, Any]]:
     """Every account as `accounts list --json` and `status --json` show it."""
     rows = []
+    count = select(tables.users.c.account_id, func.count()).group_by(tables.users.c.account_id)
+    async with store.engine.connect() as conn:
+        users = {str(account): int(n) for account, n in await conn.execute(count)}
     for account in await AccountStore(store).list():
         scope = "" if account.is_default else account.account_id
         subscription = await subscription_status(store, account.account_id)
@@ -103,7 +106,7 @@ async def account_rows(store: Store) -> list[dict[str, Any]]:
                 "state": account.state.value,
                 "server_url": account.server_url,
                 "default": account.is_default,
-                "users": len(await store.list_users(account_id=account.account_id)),
+                "users": users.get(account.account_id, 0),
                 "subscription": subscription.get("id"),
                 "last_event": await store.get_state("last_event_at", scope),
                 "reason": account.reason,

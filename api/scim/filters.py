@@ -185,6 +185,10 @@ class _Compiler(FilterVisitor[ColumnElement[bool]]):
         elif op in _LIKE:
             pattern = _LIKE[op].format(_escape_like(right))
             # Case-exact attributes are numeric ids, so SQLite's case-blind LIKE is exact there.
+            # SQLite's LIKE folds ASCII case exactly as its lower() does (and no other), so the
+            # lower() per row — a third of a filtered count's time — buys nothing there.
+            if self.dialect == "sqlite":
+                left = column
             found = left.like(pattern, escape="\\")
         else:
             if self.dialect == "postgresql":

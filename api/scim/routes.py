@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from api.guard import BearerGuard
+from api.scim.documents import etag, user_document
 from api.scim.filters import compile_filter
 from api.scim.schemas import (
     MAX_RESULTS,
@@ -40,7 +41,7 @@ from api.scim.schemas import (
     schemas,
     service_provider_config,
 )
-from api.scim.users import etag, groups, one_user, user_page, user_resource
+from api.scim.users import groups, one_user, user_page, user_resource
 from api.state import api_state
 from events.settings import Settings
 
@@ -116,14 +117,17 @@ async def list_users(request: Request) -> Response:
     count = min(max(_int(request, "count", MAX_RESULTS), 0), MAX_RESULTS)
     page = await user_page(state.engine, account, where, start, count)
     root = _root(request)
-    resources = [user_resource(row, f"{root}/Users/{row['extension_id']}") for row in page.rows]
+    located = [(row, f"{root}/Users/{row['extension_id']}") for row in page.rows]
+    selected = selection.attributes or selection.excluded_attributes
     answer = ListResponse[ScimUser](
         total_results=page.total,
         start_index=start,
-        items_per_page=len(resources),
-        resources=resources,
+        items_per_page=len(located),
+        resources=[user_resource(row, at) for row, at in located] if selected else [],
     )
     body = answer.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=selection)
+    if located and not selected:
+        body["Resources"] = [user_document(row, at) for row, at in located]
     return scim_response(body)
 
 
@@ -139,8 +143,13 @@ async def get_user(request: Request) -> Response:
     wanted = request.headers.get("if-none-match", "")
     if version in (tag.strip() for tag in wanted.split(",")) or wanted.strip() == "*":
         return Response(status_code=304, headers={"ETag": version})
-    user = user_resource(row, f"{_root(request)}/Users/{extension_id}")
-    body = user.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=selection)
+    location = f"{_root(request)}/Users/{extension_id}"
+    if selection.attributes or selection.excluded_attributes:
+        user = user_resource(row, location)
+        context = Context.RESOURCE_QUERY_RESPONSE
+        body = user.model_dump(scim_ctx=context, response_parameters=selection)
+    else:
+        body = user_document(row, location)
     return scim_response(body, ETag=version)
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from scim2_models import Email, EnterpriseUser, Group, GroupMember, GroupMembership, Meta, Name
 from sqlalchemy import ColumnElement, RowMapping, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.scim.documents import display_name, etag, roles_of
 from api.scim.schemas import RingsyncUser, ScimUser
 from workers.store import tables
 
@@ -34,15 +34,10 @@ class Page:
     rows: list[RowMapping]
 
 
-def etag(row: Mapping[Any, Any]) -> str:
-    updated: datetime = row["updated_at"]
-    return f'W/"{row["sequence"]}-{int(updated.timestamp() * 1_000_000)}"'
-
-
 def user_resource(row: Mapping[Any, Any], location: str) -> ScimUser:
     """One stored user as a SCIM User (`location` is the URL of this user's resource)."""
     given, family = row["first_name"], row["last_name"]
-    formatted = " ".join(part for part in (given, family) if part) or None
+    formatted = display_name(row)
     user = ScimUser(
         id=row["extension_id"],
         external_id=row["extension_id"],
@@ -51,7 +46,10 @@ def user_resource(row: Mapping[Any, Any], location: str) -> ScimUser:
         display_name=formatted,
         title=row["job_title"],
         active=row["state"] == "active",
-        emails=[Email(value=row["email"], type="work", primary=True)] if row["email"] else None,
+        # Not validated: RingCentral's address is served as it is (see `documents`).
+        emails=[Email.model_construct(value=row["email"], type=Email.Type.work, primary=True)]
+        if row["email"]
+        else None,
         groups=[
             GroupMembership(value=role_id, display=name, type="direct")
             for role_id, name in roles_of(row)
@@ -73,16 +71,6 @@ def user_resource(row: Mapping[Any, Any], location: str) -> ScimUser:
         last_activity=row["last_activity_at"],
     )
     return user
-
-
-def roles_of(row: Mapping[Any, Any]) -> list[tuple[str, str]]:
-    """(role id, role name) of each role the row holds; none before roles are mirrored."""
-    found: list[tuple[str, str]] = []
-    for role in row.get("roles") or ():
-        if isinstance(role, Mapping) and role.get("id") is not None:
-            role_id = str(role["id"])
-            found.append((role_id, str(role.get("name") or role.get("displayName") or role_id)))
-    return found
 
 
 async def user_page(

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from events.settings import Settings
 from tests.api.mirror import Person, api_settings, people, running_api, seed
+from workers.accounts.store import AccountStore
 from workers.store.identity import Store
 
 
@@ -35,5 +36,6 @@ async def served(
     settings = api_settings(make_settings(database_url=database_url))
     # As the worker records it once it learned the account from RingCentral.
     await redis.set(settings.key("account_id"), account_id)
+    await AccountStore(store).register_default(account_id, settings.rc_server_url)
     async with running_api(settings) as url:
         yield Served(url, settings, account_id, persons)

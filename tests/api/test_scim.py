@@ -20,8 +20,8 @@ from scim2_models import (
 from scim2_tester import check_server
 from scim2_tester.utils import Status
 
+from api.scim.documents import roles_of
 from api.scim.schemas import RINGSYNC_USER, RingsyncUser
-from api.scim.users import roles_of
 from tests.api.conftest import Served
 from tests.api.mirror import API_TOKEN, SCIM_TOKEN, api_settings, running_api
 from workers.activity.store import ActivityStore, Cursor

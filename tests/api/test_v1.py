@@ -52,7 +52,11 @@ async def test_users_are_the_objects_the_cli_prints(served: Served) -> None:
     assert {u["state"] for u in suspended.json()} == {"suspended"}
     assert len(suspended.json()) == sum(p.state == "suspended" for p in served.people)
     assert (bad.status_code, bad.json()["error"]) == (422, "invalid")
-    assert {"account_id": served.account_id, "users": 60} in accounts
+    listed = await ringsync(env, "accounts", "list", "--json")
+    assert accounts == [orjson.loads(line) for line in listed.out.splitlines()]
+    assert [(a["account_id"], a["users"], a["default"]) for a in accounts] == [
+        (served.account_id, 60, True)
+    ]
 
 
 async def test_status_is_the_document_the_cli_prints(served: Served) -> None:

@@ -43,6 +43,7 @@ from workers.resync.report import Change, Summary
 from workers.resync.safeguard import PlanRefused, approvable
 from workers.resync.store import find_plan, pending_plans
 from workers.resync.sweep import Expected, Progress, ResyncPass
+from workers.store.engine import refresh_statistics
 
 __all__ = ["Change", "PlanRefused", "Summary", "approve_plan", "resync", "run_resync"]
 
@@ -73,6 +74,8 @@ async def run_resync(
     else:
         async with _exclusive(d, on_wait):
             await run.execute()
+        # The mirror may have just grown from nothing: let SQLite plan with its new shape.
+        await refresh_statistics(d.store.engine)
         # No notification says roles changed, so whatever a resync catches up on, so do roles.
         job_id = d.settings.key("roles", "sweep")
         await d.queue.enqueue(ROLES_SWEEP, "resync", job_id=job_id)

@@ -107,6 +107,20 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
             yield conn
 
 
+async def refresh_statistics(engine: AsyncEngine) -> None:
+    """Tell SQLite's planner how the tables look (PostgreSQL's autovacuum does this itself).
+
+    Without statistics SQLite walks an account's primary key to spare itself a sort, so a SCIM
+    `userName eq` page read the whole account (100 ms at 100,000 users) instead of one index
+    entry (1 ms). `analysis_limit` samples each index, keeping this a few milliseconds.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    async with write_transaction(engine) as conn:
+        await conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+        await conn.exec_driver_sql("ANALYZE")
+
+
 async def lock_users(conn: AsyncConnection, account_id: str, extension_ids: Iterable[str]) -> None:
     """Serialise writers of these users until the transaction ends (also before rows exist).
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -104,6 +105,12 @@ users = Table(
     Column("last_activity_at", UtcDateTime),
     Index("ix_users_account_id_state", "account_id", "state"),
     Index("ix_users_account_id_email", "account_id", "email"),
+    # SCIM's case-insensitive `userName eq` (api/scim/filters.py builds this very expression).
+    Index(
+        "ix_users_account_id_username",
+        "account_id",
+        text("lower(coalesce(email, extension_id))"),
+    ),
 )
 
 user_changes = Table(
