@@ -61,11 +61,12 @@ class Two:
 
 @contextlib.asynccontextmanager
 async def two_accounts(
-    make_pipeline: MakePipeline, tmp_path: Path, **overrides: Any
+    make_pipeline: MakePipeline, tmp_path: Path, *, b_users: int = 3, **overrides: Any
 ) -> AsyncIterator[Two]:
     p = await make_pipeline(users=2, secret_key=KEY, **overrides)
     a = p.sandbox
-    async with SandboxServer(users=3, client_id=a.client_id, client_secret=a.client_secret) as b:
+    b_server = SandboxServer(users=b_users, client_id=a.client_id, client_secret=a.client_secret)
+    async with b_server as b:
         jwt_file = tmp_path / "b.jwt"
         jwt_file.write_text(f"\n  {b.jwt}  \n")  # surrounding whitespace is stripped
         env = p.env() | {"RINGSYNC_SECRET_KEY": KEY}
@@ -78,7 +79,7 @@ async def two_accounts(
         assert added.code == 0, added.err
         assert orjson.loads(added.out)["account_id"] == b.account_id
         two = Two(p, b, env, jwt_file)
-        await reaches(lambda: _count(two), 3, what="account B's baseline resync")
+        await reaches(lambda: _count(two), b_users, what="account B's baseline resync")
         yield two
 
 
