@@ -73,10 +73,11 @@ class Deps:
         return self._budget[1]
 
     async def account_users(self, max_age: float = 60.0) -> int:
-        """How many users the mirror holds (cached for `max_age` seconds): sizes a listing."""
+        """How many of this account's users the mirror holds (cached for `max_age` seconds):
+        sizes a listing."""
         now = time.monotonic()
         if self._users is None or now - self._users[0] > max_age:
-            self._users = (now, await self.store.count("users"))
+            self._users = (now, await self.store.count_users(await self.account_id()))
         return self._users[1]
 
 
