@@ -95,7 +95,9 @@ async def listing_deps(ctx: dict[str, Any]) -> AsyncIterator[Deps]:
     """The job's Deps with a client that waits as long as a listing needs (same token, budget)."""
     d = deps(ctx)
     metrics = ctx.get("metrics")
-    transport = metrics.transport() if isinstance(metrics, WorkerMetrics) else None
+    transport = None
+    if isinstance(metrics, WorkerMetrics):
+        transport = metrics.transport(account=d.settings.account)
     async with RingCentral(
         d.settings,
         d.redis,

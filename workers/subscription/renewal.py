@@ -22,7 +22,7 @@ from events.routing import SUBSCRIPTION_ACCOUNTS
 from workers.context import Deps, deps
 from workers.failures import guarded
 from workers.lock import RedisLock
-from workers.metrics import WorkerMetrics
+from workers.metrics import DEFAULT_ACCOUNT, WorkerMetrics
 from workers.ringcentral.errors import ApiError
 from workers.ringcentral.resources import Subscription
 from workers.subscription import store
@@ -203,11 +203,12 @@ async def renew_subscription(ctx: dict[str, Any], reason: str = "cron") -> str:
         outcome = await ensure_subscription(d)
         metrics = ctx.get("metrics")
         if isinstance(metrics, WorkerMetrics):
-            metrics.subscription_expires(outcome.expires_at)
+            account = settings.account or DEFAULT_ACCOUNT
+            metrics.subscription_expires(outcome.expires_at, account)
             if outcome.gap is not None:
-                metrics.gaps.labels(outcome.gap).inc()
+                metrics.gaps.labels(account, outcome.gap).inc()
             if outcome.refused:
-                metrics.gaps.labels(REFUSED).inc(outcome.refused)
+                metrics.gaps.labels(account, REFUSED).inc(outcome.refused)
         return outcome.action.value
 
     return await guarded(ctx, "renew_subscription", {"reason": reason}, work)

@@ -48,13 +48,20 @@ async def test_the_job_creates_the_subscription_when_none_exists(
 
     assert await renew_subscription(ctx, "cron") == "create"
     assert len(k.ours()) == 1
-    left = metrics.registry.get_sample_value("ringsync_subscription_remaining_seconds")
+    left = metrics.registry.get_sample_value(
+        "ringsync_subscription_remaining_seconds", {"account": "default"}
+    )
     assert left is not None
     assert abs(left - k.settings.subscription_ttl) < 60
 
     k.sandbox.world.blacklist(k.ours()[0].id)
     assert await renew_subscription(ctx, "reminder") == "recreate"
-    assert metrics.registry.get_sample_value("ringsync_gaps_total", {"reason": "blacklisted"}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "ringsync_gaps_total", {"account": "default", "reason": "blacklisted"}
+        )
+        == 1
+    )
 
 
 async def test_without_a_webhook_url_the_job_says_so_once_and_does_nothing(
@@ -124,7 +131,12 @@ async def test_notifications_a_receiver_refused_become_a_gap_and_a_resync(
     assert gap.started_at <= gap.ended_at
     assert await k.resync_queued()
     assert not await k.redis.exists(refusals_key(k.settings))
-    assert metrics.registry.get_sample_value("ringsync_gaps_total", {"reason": "refused"}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "ringsync_gaps_total", {"account": "default", "reason": "refused"}
+        )
+        == 1
+    )
     assert await renew_subscription(ctx, "cron") == "nothing"  # reported once, repaired once
     assert len(await store.list_gaps(k.store, await d.account_id())) == 1
 
