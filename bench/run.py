@@ -7,8 +7,8 @@ pipeline (vs an arq no-op job; SQLite and PostgreSQL; 1 and 2 workers; a 10,000-
 change), API economy (vs the cheapest possible requests), the shared rate-limit budget (vs what
 the limits allow), sandbox paging (vs rendering alone), the 100,000-user resync when
 bench/resync.py is there, the 100,000-user roles sweep, 500 deprovisioning actions (60-second
-rate-limit windows; 6 with --quick), and the receiver fuzz run (100,000 cases; 5,000 with
---quick).
+rate-limit windows; 6 with --quick), many accounts (400 accounts' latency beside a bulk change,
+1,000 accounts' upkeep), and the receiver fuzz run (100,000 cases; 5,000 with --quick).
 Writes results.json and chart.png to --out; with the default --out, also README's figures and
 docs/bench.png (see bench/report.py).
 """
@@ -236,6 +236,27 @@ def actions(quick: bool) -> tuple[list[Line], dict[str, Any]]:
     return lines, doc
 
 
+def accounts(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    """Many accounts (bench/accounts.py); --quick runs it smaller (the sizes are in its lines)."""
+    sizes = ["--accounts", "40", "--users", "50", "--seconds", "20", "--bulk", "3000",
+             "--upkeep-accounts", "100", "--upkeep-users", "20"] if quick else []  # fmt: skip
+    _, doc = _run("bench.accounts", *sizes, "--json", "-", timeout=7200)
+    assert doc is not None
+    a, b, c = doc["a"], doc["b"], doc["c"]
+    n = f"{doc['accounts']} accounts x {doc['users']} users"
+    lines = [
+        Line("accounts", f"change -> mirror p99 ms, {n}, each a change / 2 s", a["p99_ms"],
+             250.0, "goal"),
+        Line("accounts", "  change -> mirror p50 ms", a["p50_ms"], None, "-"),
+        Line("accounts", f"  others' p99 ms beside a {doc['bulk']:,}-user bulk change",
+             b["p99_ms"], a["p99_ms"], "p99 without it (goal <= 1.5x)"),
+        Line("accounts", f"requests an account a day, upkeep of {c['accounts']:,} accounts",
+             c["per_account_per_day"], None, "-"),
+        Line("accounts", "  429 responses in the upkeep rounds", c["throttled"], 0, "goal"),
+    ]  # fmt: skip
+    return lines, doc
+
+
 def fuzz(quick: bool) -> tuple[list[Line], dict[str, Any]]:
     cases, raw = ("5000", "1000") if quick else ("100000", "10000")
     _, doc = _run("bench.fuzz", "--cases", cases, "--raw", raw, "--json", "-", timeout=7200)
@@ -258,6 +279,7 @@ BENCHES: dict[str, Callable[[bool], tuple[list[Line], dict[str, Any]]]] = {
     "resync": resync,
     "roles": roles,
     "actions": actions,
+    "accounts": accounts,
     "fuzz": fuzz,
 }
 

@@ -117,7 +117,7 @@ async def webhook(request: Request) -> Response:
         account = await rx.router.check(notification, *candidates)
     except (RedisError, OSError, TimeoutError) as exc:
         log.error("notification not routed: %s", type(exc).__name__)
-        rx.refusals.note()
+        rx.refusals.note(None)
         return _reply(503, "unavailable", metrics, "queue unavailable, retry later")
     if account is None:
         return _refuse(metrics)
@@ -142,7 +142,7 @@ async def webhook(request: Request) -> Response:
             type(exc).__name__,
             extra={"uuid": notification.uuid},
         )
-        rx.refusals.note()
+        rx.refusals.note(account)
         return _reply(503, "unavailable", metrics, "queue unavailable, retry later")
     metrics.enqueue_seconds.observe(time.perf_counter() - started)
     if notification.kind is Kind.UNKNOWN:

@@ -7,6 +7,10 @@ so a write retried is the same write) and to queue a subscription check. That ch
 (`workers.subscription.renewal`) records the gap and queues the full resync that repairs it, as for
 a blacklisted subscription. Nothing here slows a request: a refusal costs a counter.
 
+Each report names the accounts whose notifications were refused ("" the default account), or
+`EVERY_ACCOUNT` when the receiver could not tell (Redis was needed to route it): the default
+account's check hands each other account its own report, and each repairs its own gap.
+
 A receiver stopped or restarted while Redis is still away forgets what it refused (it says so in
 its log); the daily full resync (RINGSYNC_RESYNC_AT) repairs that, as it repairs the last second
 of writes a crashed Redis can lose.
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 PROBE_EVERY: Final = 1.0
 # The reason a subscription check is queued with, and the reason its gap is recorded under.
 REFUSED: Final = "refused"
+# A refused notification whose account could not be told: every account may have lost it.
+EVERY_ACCOUNT: Final = "*"
 
 
 class Refused(BaseModel):
@@ -45,10 +51,14 @@ class Refused(BaseModel):
     started_at: datetime
     ended_at: datetime
     count: int = Field(ge=1)
+    # Whose notifications they were ("" the default account); reports written before accounts
+    # existed name none, and are every account's.
+    accounts: tuple[str, ...] = (EVERY_ACCOUNT,)
 
 
 def refusals_key(settings: Settings) -> str:
-    """The Redis hash holding reports not yet turned into gaps (field: one report)."""
+    """The Redis hash holding reports not yet turned into gaps (field: one report), of the
+    account `settings` acts for."""
     return settings.key("receiver", REFUSED)
 
 
@@ -65,6 +75,7 @@ class Refusals:
         self._receiver = uuid.uuid4().hex[:12]
         self._since: float | None = None  # when the first refusal not yet reported happened
         self._count = 0
+        self._accounts: set[str] = set()
         self._probe: asyncio.Task[None] | None = None
 
     @property
@@ -72,11 +83,13 @@ class Refusals:
         """Refusals not yet reported."""
         return self._count
 
-    def note(self) -> None:
-        """A notification was answered 503; start probing for Redis if not already."""
+    def note(self, account: str | None = None) -> None:
+        """A notification for `account` ("" the default, None when it could not be told) was
+        answered 503; start probing for Redis if not already."""
         if self._since is None:
             self._since = time.time()
         self._count += 1
+        self._accounts.add(EVERY_ACCOUNT if account is None else account)
         if self._probe is None:
             self._probe = asyncio.get_running_loop().create_task(self._report_when_back())
 
@@ -88,11 +101,21 @@ class Refusals:
         if self._since is None:
             return
         since, count, now = self._since, self._count, time.time()
-        refused = Refused(started_at=_utc(since), ended_at=_utc(now), count=count)
+        accounts, self._accounts = self._accounts, set()
+        refused = Refused(
+            started_at=_utc(since),
+            ended_at=_utc(now),
+            count=count,
+            accounts=tuple(sorted(accounts)),
+        )
         field = f"{self._receiver}:{int(since * 1000)}:{count}"
         key = refusals_key(self._settings)
-        await self._redis.hset(key, field, refused.model_dump_json())  # type: ignore[misc]
-        await self._queue.enqueue(RENEW, REFUSED, job_id=self._settings.key("renew", field))
+        try:
+            await self._redis.hset(key, field, refused.model_dump_json())  # type: ignore[misc]
+            await self._queue.enqueue(RENEW, REFUSED, job_id=self._settings.key("renew", field))
+        except BaseException:
+            self._accounts |= accounts  # still unreported
+            raise
         log.warning(
             "%d notifications were refused while Redis was unreachable; a full resync will "
             "repair them",

@@ -113,7 +113,7 @@ async def _account_behind(base: Deps, jwt: str, server_url: str) -> tuple[str, s
     return account.id, account.main_number or account.id
 
 
-async def _start(d: Deps, account: Account, reason: str) -> str | None:
+async def start_account(d: Deps, account: Account, reason: str) -> str | None:
     """Create (or repair) the account's subscription and queue its resync; the subscription id,
     or None when no address is configured (the renewal cron does it later)."""
     scoped = await account_deps(d, account, max_wait=30.0)
@@ -154,7 +154,7 @@ def run_add(args: argparse.Namespace, settings: Settings) -> int:
                     f"account {account_id} is already added; new credentials: "
                     f"`ringsync accounts update {account_id} --jwt-file F`"
                 )
-            subscription = await _start(d, account, "added")
+            subscription = await start_account(d, account, "added")
             return {"account_id": account_id, "name": name, "subscription": subscription}
 
     added = asyncio.run(add())
@@ -212,7 +212,7 @@ def run_update(args: argparse.Namespace, settings: Settings) -> int:
             await d.redis.delete(scoped.key("rc", "token"), scoped.key("rc", "token", "failure"))
             account = await book.get(account_id)
             if account is not None:
-                await _start(d, account, "credentials")
+                await start_account(d, account, "credentials")
 
     asyncio.run(update())
     print(f"account {args.account} updated; a resync is queued")

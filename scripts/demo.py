@@ -3,9 +3,10 @@
 Starts a sandbox account, the receiver, a worker and an offboarding sink (see
 `scripts.demo_stack`), creates the subscription through the real handshake, takes the baseline,
 then plays a short story through the sandbox's control API — hire, rename, suspend, reactivate,
-delete, a bulk change, and a notification lost on the way that the resync repairs — waiting
-after each step until the mirror equals the sandbox and downstream heard the events. Exit 1 with
-one line when a step does not converge.
+delete, a bulk change, a notification lost on the way that the resync repairs, and a second
+account in a 429 storm while the first one's change arrives at once (`scripts.demo_accounts`) —
+waiting after each step until the mirror equals the sandbox and downstream heard the events.
+Exit 1 with one line when a step does not converge.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rich.table import Table
 from events.settings import Settings
 from scripts.cli import Failure
 from scripts.connections import open_deps
+from scripts.demo_accounts import two_accounts
 from scripts.demo_stack import Stack, running_stack
 from workers.context import LISTING_WAIT, Deps
 from workers.lifecycle import state_for
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _demo(settings: Settings, console: Console, *, interactive: bool) -> None:
     began = time.monotonic()
     console.rule("[bold]ringsync demo")
-    console.print("starting a sandbox account, the receiver, a worker and an offboarding sink…")
+    console.print("starting two sandbox accounts, the receiver, a worker and an offboarding sink…")
     async with (
         running_stack(settings, users=USERS) as stack,
         httpx.AsyncClient(base_url=stack.sandbox_url, timeout=10) as http,
@@ -283,4 +285,5 @@ STEPS = (
     Step("5. delete: Ada leaves the company", _delete),
     Step("6. bulk change: 10 users move to Research", _bulk),
     Step("7. a lost notification, repaired by a resync", _lost),
+    Step("8. two accounts: one in a 429 storm, the other's change at once", two_accounts),
 )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import redis.asyncio as aioredis
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
@@ -30,6 +31,8 @@ from scripts.connections import safe_url
 from scripts.demo_sink import Sink
 
 START_WITHIN = 30.0
+# The sandbox serves two accounts: the RC_* environment's, and one the demo adds.
+ACCOUNTS = 2
 STOP_GRACE = 3.0
 
 
@@ -140,7 +143,8 @@ async def running_stack(given: Settings, *, users: int) -> AsyncIterator[Stack]:
             sandbox_port = int(settings.rc_server_url.rsplit(":", 1)[1])
             receiver_port = int(settings.webhook_url.split(":")[2].split("/")[0])
             _spawn(demo, "sandbox", "-m", "sandbox", "--port", str(sandbox_port),
-                   "--users", str(users), "--rate-limits", "default")  # fmt: skip
+                   "--users", str(users), "--rate-limits", "default",
+                   "--accounts", str(ACCOUNTS))  # fmt: skip
             _spawn(demo, "receiver", "-m", "scripts.cli", "serve", "--port", str(receiver_port))
             _spawn(demo, "worker", "-m", "scripts.cli", "worker")
             await _wait_ready(demo, redis_url)
@@ -165,6 +169,7 @@ def _settings(
         rc_client_id=credentials.client_id,
         rc_client_secret=SecretStr(credentials.client_secret),
         rc_jwt=SecretStr(credentials.jwt),
+        secret_key=SecretStr(Fernet.generate_key().decode()),
         webhook_url=f"http://127.0.0.1:{free_port()}/webhook",
         verification_token=SecretStr(secrets.token_urlsafe(24)),
         offboarding_urls=[sink.url],
@@ -179,6 +184,7 @@ def _environment(settings: Settings) -> dict[str, str]:
     env = settings.process_env(
         RINGSYNC_OFFBOARDING_URLS=",".join(settings.offboarding_urls),
         RINGSYNC_OFFBOARDING_SECRET=settings.offboarding_secret.get_secret_value(),
+        RINGSYNC_SECRET_KEY=settings.secret_key.get_secret_value(),
         RINGSYNC_METRICS_PORT="0",
         RINGSYNC_RESYNC_AT="off",
         RINGSYNC_LOG_FORMAT="json",

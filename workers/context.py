@@ -73,10 +73,11 @@ class Deps:
         return self._budget[1]
 
     async def account_users(self, max_age: float = 60.0) -> int:
-        """How many users the mirror holds (cached for `max_age` seconds): sizes a listing."""
+        """How many of this account's users the mirror holds (cached for `max_age` seconds):
+        sizes a listing."""
         now = time.monotonic()
         if self._users is None or now - self._users[0] > max_age:
-            self._users = (now, await self.store.count("users"))
+            self._users = (now, await self.store.count_users(await self.account_id()))
         return self._users[1]
 
 
@@ -94,7 +95,9 @@ async def listing_deps(ctx: dict[str, Any]) -> AsyncIterator[Deps]:
     """The job's Deps with a client that waits as long as a listing needs (same token, budget)."""
     d = deps(ctx)
     metrics = ctx.get("metrics")
-    transport = metrics.transport() if isinstance(metrics, WorkerMetrics) else None
+    transport = None
+    if isinstance(metrics, WorkerMetrics):
+        transport = metrics.transport(account=d.settings.account)
     async with RingCentral(
         d.settings,
         d.redis,

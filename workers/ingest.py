@@ -2,11 +2,12 @@
 
 A notification only says *that* users changed. Each extension is marked dirty (a new generation,
 see `workers.coalesce`) and gets a reconcile job of its own; when many are dirty at once and one
-listing is cheaper than their single reads, a batch reconcile reads list pages instead and the
-single jobs find themselves covered. Company Directory events are no different: their bodies
-carry contact data (status, type, names), but a body is only as trustworthy as its sender, so
-it only says *which* users to re-read; what they now are comes from RingCentral's answer to our
-own request (a forged "Disabled" never offboards anyone, a forged date never freezes a row).
+listing is cheaper than their single reads, a batch reconcile reads list pages instead, and no
+single jobs are queued (see `_listing_covers`). Company Directory events are no different:
+their bodies carry contact data (status, type, names), but a body is only as trustworthy as its
+sender, so it only says *which* users to re-read; what they now are comes from RingCentral's
+answer to our own request (a forged "Disabled" never offboards anyone, a forged date never
+freezes a row).
 
 The common case, a notification naming a user or two that nobody read within the coalescing
 window, is reconciled right here, at once: one job a change instead of two. Whatever cannot go
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from events.models import Kind, Notification
-from events.queue import RECONCILE, RECONCILE_BATCH, RENEW
+from events.queue import IN_PROGRESS_KEY_PREFIX, RECONCILE, RECONCILE_BATCH, RENEW
 from workers.batching import GroupState, prefer_listing
 from workers.coalesce import Marked
 from workers.context import Deps, deps
@@ -124,11 +125,8 @@ async def schedule(
         return 0
     head_start = 0.0
     if await _listing_is_cheaper(d):
-        queued = await d.queue.enqueue(
-            RECONCILE_BATCH, cause, job_id=d.settings.key("batch", "pending")
-        )
-        if queued:
-            log.info("batch reconcile scheduled", extra={"uuid": cause})
+        if await _listing_covers(d, cause):
+            return marked
         head_start = BATCH_HEAD_START
     elif (
         inline is not None
@@ -150,6 +148,23 @@ async def schedule(
             defer_by=max(mark.defer_by, head_start),
         )
     return marked
+
+
+async def _listing_covers(d: Deps, cause: str | None) -> bool:
+    """Make sure a listing that has not started yet is queued: it covers every change marked so
+    far, so no single job is queued for them (a bulk change of 10,000 users is one job, not
+    10,000 that would crowd other accounts' out of the workers). What it does not list, it
+    queues single jobs for itself (`workers.reconcile`). False when both listings a deployment
+    keeps per account are under way: then single jobs are queued, as before."""
+    for name in ("pending", "next"):
+        job_id = d.settings.key("batch", name)
+        if await d.queue.enqueue(RECONCILE_BATCH, cause, job_id=job_id):
+            log.info("batch reconcile scheduled", extra={"uuid": cause})
+            return True
+        # Taken: queued and not started yet (it lists after these marks), or under way.
+        if not await d.redis.exists(IN_PROGRESS_KEY_PREFIX + job_id):
+            return True
+    return False
 
 
 async def _at_once(d: Deps, reads: int) -> bool:

@@ -3,14 +3,20 @@ workers.endpoint).
 
 - `ringsync_job_seconds{job,outcome}`: how long each job ran (reconcile latency among them; a
   reconcile done at once inside an ingest job counts as one too);
-- `ringsync_ringcentral_requests{group,outcome}`: every request sent to RingCentral, counted at
-  the HTTP transport, so retries and 429s show as what they cost;
-- `ringsync_queue_age_seconds`: how long a job waited past its due time before it started;
+- `ringsync_ringcentral_requests{account,group,outcome}`: every request sent to RingCentral,
+  counted at the HTTP transport, so retries and 429s show as what they cost;
+- `ringsync_queue_age_seconds`: how long a job waited, from when it was due (or queued, if
+  later: a job taking its turn may be scored earlier, see `events.queue`) until it started;
 - `ringsync_lag_seconds`: notification timestamp → mirror row written, for reconciles that
   changed something;
-- `ringsync_dead_letters{job}`: work given up on;
-- `ringsync_subscription_remaining_seconds`: our webhook subscription's life left (set by the
-  renewal job, counted down between checks); `ringsync_gaps{reason}`: gaps recorded.
+- `ringsync_dead_letters{account,job}`: work given up on;
+- `ringsync_subscription_remaining_seconds{account}`: each account's webhook subscription's life
+  left (set by its renewal job, counted down between checks); `ringsync_gaps{account,reason}`:
+  gaps recorded.
+
+`account` is the stored account's id, `default` for the RC_* environment's: a label only on
+counters and gauges, a few series an account; the histograms stay deployment-wide, or a thousand
+accounts would make tens of thousands of series.
 
 One registry per worker (tests run several workers in one process).
 """
@@ -37,6 +43,8 @@ from workers.store import tables
 
 log = logging.getLogger(__name__)
 
+# The `account` label of the default account (the RC_* environment's).
+DEFAULT_ACCOUNT: Final = "default"
 _SECONDS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
 
@@ -52,8 +60,8 @@ class WorkerMetrics:
         )
         self.requests = Counter(
             "ringsync_ringcentral_requests",
-            "Requests sent to RingCentral by rate-limit group and outcome.",
-            ["group", "outcome"],
+            "Requests sent to RingCentral by account, rate-limit group and outcome.",
+            ["account", "group", "outcome"],
             registry=self.registry,
         )
         self.queue_age = Histogram(
@@ -71,18 +79,21 @@ class WorkerMetrics:
         self.dead_letters = Counter(
             "ringsync_dead_letters",
             "Jobs given up on and written to dead_letters.",
-            ["job"],
+            ["account", "job"],
             registry=self.registry,
         )
         self.subscription_remaining = Gauge(
             "ringsync_subscription_remaining_seconds",
-            "Life left in our webhook subscription as of the last check, counted down to now.",
+            "Life left in each account's webhook subscription as of its last check, counted "
+            "down to now.",
+            ["account"],
             registry=self.registry,
         )
         self.gaps = Counter(
             "ringsync_gaps",
-            "Gaps recorded (notifications possibly lost, full resync queued), by reason.",
-            ["reason"],
+            "Gaps recorded (notifications possibly lost, full resync queued), by account and "
+            "reason.",
+            ["account", "reason"],
             registry=self.registry,
         )
 
@@ -92,34 +103,38 @@ class WorkerMetrics:
         if outcome == "changed":
             self.lag.observe(max((datetime.now(UTC) - sent).total_seconds(), 0.0))
 
-    def subscription_expires(self, at: datetime | None) -> None:
-        """Count the subscription's remaining life down from its last known expiry."""
+    def subscription_expires(self, at: datetime | None, account: str = "") -> None:
+        """Count the account's subscription's remaining life down from its last known expiry."""
+        gauge = self.subscription_remaining.labels(account or DEFAULT_ACCOUNT)
         if at is None:
-            self.subscription_remaining.set(0)
+            gauge.set(0)
             return
         expiry = at.timestamp()
-        self.subscription_remaining.set_function(lambda: max(expiry - time.time(), 0.0))
+        gauge.set_function(lambda: max(expiry - time.time(), 0.0))
 
-    def transport(self, inner: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncBaseTransport:
-        """An HTTP transport for the RingCentral client that counts every request."""
-        return _CountingTransport(inner or httpx.AsyncHTTPTransport(), self.requests)
+    def transport(
+        self, inner: httpx.AsyncBaseTransport | None = None, *, account: str = ""
+    ) -> httpx.AsyncBaseTransport:
+        """An HTTP transport for an account's RingCentral client that counts every request."""
+        return _CountingTransport(inner or httpx.AsyncHTTPTransport(), self.requests, account)
 
 
 class _CountingTransport(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport, requests: Counter) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, requests: Counter, account: str) -> None:
         self._inner = inner
         self._requests = requests
+        self._account = account or DEFAULT_ACCOUNT
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         group = group_for(request.method, request.url.path)
         try:
             response = await self._inner.handle_async_request(request)
         except httpx.TransportError:
-            self._requests.labels(group, "error").inc()
+            self._requests.labels(self._account, group, "error").inc()
             raise
         status = response.status_code
         outcome = "ok" if status < 400 else "429" if status == 429 else f"{status // 100}xx"
-        self._requests.labels(group, outcome).inc()
+        self._requests.labels(self._account, group, outcome).inc()
         return response
 
     async def aclose(self) -> None:
@@ -152,7 +167,8 @@ def _timed(name: str, job: Job) -> Job:
         finally:
             metrics.job_seconds.labels(name, outcome).observe(time.perf_counter() - started)
             if outcome == "dead-lettered":
-                metrics.dead_letters.labels(name).inc()
+                account = str(kwargs.get("account") or DEFAULT_ACCOUNT)
+                metrics.dead_letters.labels(account, name).inc()
             if name == RECONCILE and outcome == "changed":
                 cause = kwargs.get("cause", args[2] if len(args) > 2 else None)
                 await _observe_lag(ctx, metrics, cause)
@@ -180,8 +196,13 @@ async def _observe_lag(ctx: dict[str, Any], metrics: WorkerMetrics, cause: Any) 
 
 
 async def on_job_start(ctx: dict[str, Any]) -> None:
-    """arq's hook: how long the job waited past its due time (`score`, ms)."""
+    """arq's hook: how long the job waited past its due time (`score`, ms) or, when it was
+    queued later than that (scored at its account's turn), past its queueing."""
     metrics: WorkerMetrics | None = ctx.get("metrics")
     score = ctx.get("score")
     if metrics is not None and isinstance(score, int | float):
-        metrics.queue_age.observe(max(time.time() - score / 1000, 0.0))
+        queued = ctx.get("enqueue_time")
+        since = score / 1000
+        if isinstance(queued, datetime):
+            since = max(since, queued.timestamp())
+        metrics.queue_age.observe(max(time.time() - since, 0.0))

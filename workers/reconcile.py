@@ -1,8 +1,9 @@
 """Reconcile jobs: read an extension's current state and write it through the pure decision.
 
 `reconcile` reads one extension (Light group); `reconcile_batch` reads list pages (Medium group,
-1,000 users a request) when many are dirty at once. Both go through the same decision and the
-same one-transaction write, and both record what they covered (see `workers.coalesce`).
+1,000 users a request) when many are dirty at once, and queues single jobs for what it missed.
+Both go through the same decision and the same one-transaction write, and both record what they
+covered (see `workers.coalesce`).
 
 A reconcile that must wait (a listing under way, another worker reading the user) hands over to
 a fresh job rather than raising arq's `Retry`: every `Retry` counts a try, and tries are the
@@ -143,8 +144,29 @@ async def reconcile_now(
 
 
 async def reconcile_batch(ctx: dict[str, Any], cause: str | None = None) -> str:
-    """Reconcile from list pages; the single jobs of listed extensions find themselves covered."""
-    return await guarded(ctx, "reconcile_batch", {"cause": cause}, lambda: _batch(ctx, cause))
+    """Reconcile from list pages, then queue single jobs for marked users the listing missed."""
+    outcome = await guarded(ctx, "reconcile_batch", {"cause": cause}, lambda: _batch(ctx, cause))
+    if outcome == "dead-lettered":
+        # The listing is given up: every user it was to cover gets its single read after all.
+        d = deps(ctx)
+        generations = await d.coalescer.begin_many()
+        await queue_singles(d, await d.coalescer.dirty(), generations, cause)
+    return outcome
+
+
+async def queue_singles(
+    d: Deps, extension_ids: list[str], generations: dict[str, int], cause: str | None
+) -> None:
+    """A reconcile job for each extension, for the generation given (queued once per id)."""
+    for extension_id in extension_ids:
+        generation = generations.get(extension_id, 0)
+        await d.queue.enqueue(
+            RECONCILE,
+            extension_id,
+            generation,
+            cause,
+            job_id=d.settings.key("reconcile", extension_id, str(generation)),
+        )
 
 
 async def _batch(ctx: dict[str, Any], cause: str | None) -> str:
@@ -157,11 +179,13 @@ async def _list_and_apply(d: Deps, cause: str | None) -> str:
     account_id = await d.account_id()
     await coalescer.set_batch_active(True)
     applied = created = 0
+    listed: set[str] = set()
     try:
         # Taken before the first page is sent: every change recorded so far is covered by it.
         generations = await coalescer.begin_many()
         async for page in d.client.list_extensions(types=d.settings.user_types):
             observations = {r.id: observe(r, partial=True) for r in page.records}
+            listed.update(observations)
             decisions, rows = await d.store.apply_many(account_id, observations, cause, policy(d))
             created += sum(1 for i in decisions.values() if i.stored is None and i.row is not None)
             await coalescer.finish_many(
@@ -172,6 +196,10 @@ async def _list_and_apply(d: Deps, cause: str | None) -> str:
             await coalescer.set_batch_active(True)  # keep the marker alive on long listings
     finally:
         await coalescer.set_batch_active(False)
+    # Marked before the listing began, yet not listed (deleted meanwhile, another type): each
+    # gets its own read. Those marked since are left to the listing or jobs queued for them.
+    missed = [i for i in await coalescer.dirty() if i in generations and i not in listed]
+    await queue_singles(d, missed, generations, cause)
     if created:
         # Users never seen: one sweep reads all their roles for the price of a few requests.
         await d.queue.enqueue(ROLES_SWEEP, "new users", job_id=d.settings.key("roles", "sweep"))

@@ -21,7 +21,7 @@ from workers.delivery.deliver import label
 from workers.delivery.holds import holds
 from workers.delivery.outbox import delivery_counts
 from workers.resync.store import pending_plans
-from workers.ringcentral.client import RingCentral
+from workers.ringcentral.budget import Budget
 from workers.store import tables
 from workers.store.identity import Store
 from workers.subscription.store import subscription_status
@@ -40,10 +40,10 @@ async def build_report(settings: Settings, redis: Redis, store: Store) -> dict[s
         "last_gap": await _last_gap(store),
         "dead_letters": await _dead_letters(store),
         "approvals": await _approvals(store),
-        "rate_limits": await _rate_limits(settings, redis),
+        "rate_limits": await _budgets(settings, redis),
         "deliveries": await delivery_counts(store),
         "blocked": await _blocked(store),
-        "accounts": await account_rows(store),
+        "accounts": await account_rows(store, budgets=(settings, redis)),
         "actions": await ActionStore(store).counts(settings.actions_max_per_hour),
     }
     report["attention"] = attention(report)
@@ -90,8 +90,11 @@ def attention(report: dict[str, Any]) -> list[str]:
     return reasons
 
 
-async def account_rows(store: Store) -> list[dict[str, Any]]:
-    """Every account as `accounts list --json` and `status --json` show it."""
+async def account_rows(
+    store: Store, *, budgets: tuple[Settings, Redis] | None = None
+) -> list[dict[str, Any]]:
+    """Every account as `accounts list --json` and `status --json` show it; with `budgets`
+    (status), each account's own rate-limit budgets too."""
     rows = []
     count = select(tables.users.c.account_id, func.count()).group_by(tables.users.c.account_id)
     async with store.engine.connect() as conn:
@@ -99,19 +102,23 @@ async def account_rows(store: Store) -> list[dict[str, Any]]:
     for account in await AccountStore(store).list():
         scope = "" if account.is_default else account.account_id
         subscription = await subscription_status(store, account.account_id)
-        rows.append(
-            {
-                "account_id": account.account_id,
-                "name": account.name,
-                "state": account.state.value,
-                "server_url": account.server_url,
-                "default": account.is_default,
-                "users": users.get(account.account_id, 0),
-                "subscription": subscription.get("id"),
-                "last_event": await store.get_state("last_event_at", scope),
-                "reason": account.reason,
-            }
-        )
+        row = {
+            "account_id": account.account_id,
+            "name": account.name,
+            "state": account.state.value,
+            "server_url": account.server_url,
+            "default": account.is_default,
+            "users": users.get(account.account_id, 0),
+            "subscription": subscription.get("id"),
+            "last_event": await store.get_state("last_event_at", scope),
+            "reason": account.reason,
+        }
+        if budgets is not None:
+            settings, redis = budgets
+            if scope:
+                settings = settings.for_account(scope, server_url=account.server_url, jwt="")
+            row["rate_limits"] = await _budgets(settings, redis)
+        rows.append(row)
     return rows
 
 
@@ -215,12 +222,9 @@ async def _approvals(store: Store) -> dict[str, Any]:
     }
 
 
-async def _rate_limits(settings: Settings, redis: Redis) -> dict[str, Any]:
-    client = RingCentral(settings, redis)
-    try:
-        snapshot = await client.budget.snapshot()
-    finally:
-        await client.aclose()
+async def _budgets(settings: Settings, redis: Redis) -> dict[str, Any]:
+    """The rate-limit budgets of the account `settings` acts for (its own Redis keys)."""
+    snapshot = await Budget(settings, redis).snapshot()
     return {group: budget.model_dump(mode="json") for group, budget in snapshot.items()}
 
 

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
-from events.queue import Queue
+from events.queue import TURN_MS, Queue
 from tests.fixtures.services import PrivateRedis
 
 
@@ -45,6 +45,30 @@ async def test_defer_by_sets_the_score(redis: aioredis.Redis, namespace: str) ->
     assert later is not None
     assert 29_000 <= later - now <= 31_000
     await redis.delete(f"arq:job:{namespace}-now", f"arq:job:{namespace}-later")
+
+
+async def test_accounts_take_turns(redis: aioredis.Redis, namespace: str) -> None:
+    name = f"{namespace}:q"
+    busy, lone = Queue(redis, name, account="2001"), Queue(redis, name, account="2002")
+    ids = [f"{namespace}-busy-{i}" for i in range(2000)]
+    await asyncio.gather(*(busy.enqueue("job", job_id=job_id) for job_id in ids))
+    await busy.enqueue("job", job_id=f"{namespace}-busy-later", defer_by=30)
+    await lone.enqueue("job", job_id=f"{namespace}-lone")
+    try:
+        # The lone account's job goes ahead of the busy account's 2,000, not behind them.
+        assert await redis.zrank(name, f"{namespace}-lone") in (0, 1)
+        scores = sorted(score for _, score in await redis.zrange(name, 0, -1, withscores=True))
+        busy_scores = scores[:1] + scores[2:-1]
+        # The busy account's jobs are due one per TURN_MS, not all at once...
+        assert busy_scores[-1] - busy_scores[0] >= (len(ids) - 1) * TURN_MS
+        # ...and its deferred job keeps its own time.
+        later = await redis.zscore(name, f"{namespace}-busy-later")
+        assert later is not None
+        assert later - busy_scores[0] >= 29_000
+    finally:
+        await redis.delete(*(f"arq:job:{job_id}" for job_id in ids))
+        await redis.delete(f"arq:job:{namespace}-busy-later", f"arq:job:{namespace}-lone")
+        await redis.delete(busy.turn_key("2001"), lone.turn_key("2002"))
 
 
 async def test_errors_reach_every_waiting_caller() -> None:

@@ -12,7 +12,15 @@ import redis
 
 from tests.fixtures.services import free_port
 
-STEPS = ("1. hire", "2. rename", "3. suspend", "4. reactivate", "5. delete", "6. bulk change")
+STEPS = (
+    "1. hire",
+    "2. rename",
+    "3. suspend",
+    "4. reactivate",
+    "5. delete",
+    "6. bulk change",
+    "8. two accounts: one in a 429 storm",
+)
 
 
 def run_demo(redis_url: str, directory: Path) -> subprocess.CompletedProcess[str]:
@@ -31,11 +39,12 @@ def test_the_demo_plays_the_story_and_cleans_up(redis_url: str, tmp_path: Path) 
     out = result.stdout
     for line in (*STEPS, "a lost notification, repaired by a resync", "baseline resync"):
         assert line in out
-    assert out.count("converged in") == 7
+    assert out.count("converged in") == 8
     for event in ("user.created", "user.updated", "user.suspended", "user.reactivated"):
         assert event in out
     assert "user.deprovisioned" in out
-    assert re.search(r"events delivered\s*│\s*16", out)
+    assert re.search(r"events delivered\s*│\s*17", out)
+    assert re.search(r"change of user \d+ was mirrored in \d", out)
     assert "demo complete" in out
     assert "Traceback" not in result.stderr
     namespace = re.search(r"Redis namespace (ringsync-demo-\w+)", out)

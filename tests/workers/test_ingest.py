@@ -15,6 +15,7 @@ from events.queue import RENEW
 from tests.fixtures.pipeline import MakePipeline, Pipeline
 from workers.context import deps, shutdown, startup
 from workers.ingest import INLINE_BACKLOG, ingest
+from workers.reconcile import reconcile_batch
 
 Ctx = dict[str, Any]
 
@@ -147,3 +148,26 @@ async def test_under_a_backlog_changes_are_queued_so_a_listing_can_cover_them(
     assert quiet.reads() == 0
     assert await queued(quiet, ctx, ext, 1) is not None
     assert await d.coalescer.dirty() == [ext]
+
+
+async def test_a_bulk_change_is_one_listing_job_and_what_it_misses_gets_its_own(
+    quiet: Pipeline, ctx: Ctx
+) -> None:
+    """Single jobs for 60 users would crowd the workers for nothing: one listing covers them.
+    A user the listing cannot see (deleted meanwhile) still gets a read of its own after it."""
+    world = quiet.sandbox.world
+    ids = world.seed(60)
+    changes = [{"extensionId": ext, "eventType": "Update"} for ext in ids]
+    body = raw("/restapi/v1.0/account/~/extension", {"extensions": changes})
+    assert await ingest(ctx, body, now_ms()) == "scheduled"
+    pool: ArqRedis = ctx["redis"]
+    batch = quiet.settings.key("batch", "pending")
+    assert await pool.zscore(quiet.settings.queue_name, batch) is not None
+    assert [ext for ext in ids if await queued(quiet, ctx, ext, 1) is not None] == []
+    assert quiet.reads() == 0
+
+    gone = ids[-1]
+    world.delete(gone)
+    assert await reconcile_batch(ctx, "bulk") == "59 extensions"
+    assert len(await quiet.mirror()) == 59
+    assert [ext for ext in ids if await queued(quiet, ctx, ext, 1) is not None] == [gone]

@@ -34,7 +34,9 @@ async def test_the_worker_serves_its_metrics(make_pipeline: MakePipeline, sqlite
         return text if "ringsync_lag_seconds_count" in text and "changed" in text else ""
 
     text = await eventually(scraped, what="the metrics")
-    assert 'ringsync_ringcentral_requests_total{group="light",outcome="ok"}' in text
+    assert (
+        'ringsync_ringcentral_requests_total{account="default",group="light",outcome="ok"}' in text
+    )
     assert 'ringsync_job_seconds_count{job="reconcile",outcome="changed"}' in text
     assert "ringsync_queue_age_seconds_count" in text
     assert "ringsync_lag_seconds_count 2.0" in text

@@ -130,7 +130,9 @@ class Registry:
             return cached[2]
         if cached is not None:
             await close(cached[2])
-        transport = None if self._metrics is None else self._metrics.transport()
+        transport = None
+        if self._metrics is not None:
+            transport = self._metrics.transport(account=account_id)
         built = await account_deps(
             self._base,
             account,

@@ -110,6 +110,12 @@ class Store:
                 for m in result.mappings()
             ]
 
+    async def count_users(self, account_id: str) -> int:
+        """The account's users in the mirror (whatever their state)."""
+        query = select(func.count()).where(tables.users.c.account_id == account_id)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def account_has_users(self, account_id: str) -> bool:
         query = select(tables.users.c.extension_id).where(tables.users.c.account_id == account_id)
         async with self.engine.connect() as conn:

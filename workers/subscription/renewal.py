@@ -16,15 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
 from events.queue import RESYNC
-from events.refusals import REFUSED, Refused, refusals_key
+from events.refusals import REFUSED
 from events.routing import SUBSCRIPTION_ACCOUNTS
 from workers.context import Deps, deps
 from workers.failures import guarded
 from workers.lock import RedisLock
-from workers.metrics import WorkerMetrics
+from workers.metrics import DEFAULT_ACCOUNT, WorkerMetrics
 from workers.ringcentral.errors import ApiError
 from workers.ringcentral.resources import Subscription
 from workers.subscription import store
@@ -37,6 +35,7 @@ from workers.subscription.plan import (
     decide,
     remaining,
 )
+from workers.subscription.refused import repair_refusals
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ async def ensure_subscription(d: Deps, *, wait: float = LOCK_WAIT) -> Outcome:
     wanted = Wanted.from_settings(settings)
     async with RedisLock(d.redis, settings.key("lock", "subscription"), wait=wait):
         account_id = await d.account_id()
-        refused = await _repair_refusals(d, account_id)
+        refused = await repair_refusals(d, account_id, _repair)
         facts = await _read_facts(d, account_id)
         plan = decide(facts, wanted)
         outcome = await _carry_out(d, account_id, plan, facts, wanted)
@@ -204,34 +203,15 @@ async def renew_subscription(ctx: dict[str, Any], reason: str = "cron") -> str:
         outcome = await ensure_subscription(d)
         metrics = ctx.get("metrics")
         if isinstance(metrics, WorkerMetrics):
-            metrics.subscription_expires(outcome.expires_at)
+            account = settings.account or DEFAULT_ACCOUNT
+            metrics.subscription_expires(outcome.expires_at, account)
             if outcome.gap is not None:
-                metrics.gaps.labels(outcome.gap).inc()
+                metrics.gaps.labels(account, outcome.gap).inc()
             if outcome.refused:
-                metrics.gaps.labels(REFUSED).inc(outcome.refused)
+                metrics.gaps.labels(account, REFUSED).inc(outcome.refused)
         return outcome.action.value
 
     return await guarded(ctx, "renew_subscription", {"reason": reason}, work)
-
-
-async def _repair_refusals(d: Deps, account_id: str) -> int:
-    """Record a gap for each report of notifications a receiver refused, and queue the resync.
-
-    A report leaves Redis only once its gap is recorded and the resync queued.
-    """
-    key = refusals_key(d.settings)
-    reports: dict[bytes, bytes] = await d.redis.hgetall(key)  # type: ignore[misc]
-    for raw in reports.values():
-        try:
-            refused = Refused.model_validate_json(raw)
-        except ValidationError:
-            log.warning("unreadable report of refused notifications dropped")
-            continue
-        gap = store.Gap(refused.started_at, refused.ended_at, REFUSED)
-        await _repair(d, account_id, gap)
-    if reports:
-        await d.redis.hdel(key, *(field.decode() for field in reports))  # type: ignore[misc]
-    return len(reports)
 
 
 def _now() -> datetime:

@@ -61,11 +61,12 @@ class Two:
 
 @contextlib.asynccontextmanager
 async def two_accounts(
-    make_pipeline: MakePipeline, tmp_path: Path, **overrides: Any
+    make_pipeline: MakePipeline, tmp_path: Path, *, b_users: int = 3, **overrides: Any
 ) -> AsyncIterator[Two]:
     p = await make_pipeline(users=2, secret_key=KEY, **overrides)
     a = p.sandbox
-    async with SandboxServer(users=3, client_id=a.client_id, client_secret=a.client_secret) as b:
+    b_server = SandboxServer(users=b_users, client_id=a.client_id, client_secret=a.client_secret)
+    async with b_server as b:
         jwt_file = tmp_path / "b.jwt"
         jwt_file.write_text(f"\n  {b.jwt}  \n")  # surrounding whitespace is stripped
         env = p.env() | {"RINGSYNC_SECRET_KEY": KEY}
@@ -78,7 +79,7 @@ async def two_accounts(
         assert added.code == 0, added.err
         assert orjson.loads(added.out)["account_id"] == b.account_id
         two = Two(p, b, env, jwt_file)
-        await reaches(lambda: _count(two), 3, what="account B's baseline resync")
+        await reaches(lambda: _count(two), b_users, what="account B's baseline resync")
         yield two
 
 
@@ -103,6 +104,11 @@ async def test_each_change_lands_in_its_own_account(
         await reaches(lambda: _first_name(p, b.account_id, b_user), "Bea")
         assert await p.store.get_user(a_id, b_user) is None
         assert await p.store.list_users(account_id=a_id) == a_before
+        # B's requests are counted under B's own label.
+        registry = p.workers[0][0].ctx["metrics"].registry
+        for account in (b.account_id, "default"):
+            labels = {"account": account, "group": "light", "outcome": "ok"}
+            assert registry.get_sample_value("ringsync_ringcentral_requests_total", labels)
 
         listed = await ringsync(two.env, "accounts", "list", "--json")
         rows = [orjson.loads(line) for line in listed.out.splitlines()]
@@ -182,6 +188,14 @@ async def test_a_penalty_in_one_account_does_not_hold_the_other(
             p.sandbox.world.update_user(a_user, first_name="Arlo2")
             await reaches(lambda: _first_name(p, p.sandbox.account_id, a_user), "Arlo2")
             assert len(b.world.calls) == calls
+            # `status` shows each account's own budgets: B's penalty, A's none.
+            status = await ringsync(two.env, "status", "--json")
+            accounts = {a["account_id"]: a for a in orjson.loads(status.out)["accounts"]}
+            b_light = accounts[b.account_id]["rate_limits"]["light"]
+            a_light = accounts[p.sandbox.account_id]["rate_limits"]["light"]
+            assert b_light["penalty_until"] is not None
+            assert b_light["available_in"] > 500
+            assert a_light["penalty_until"] is None
         finally:
             await redis.aclose()
 

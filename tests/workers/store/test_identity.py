@@ -254,3 +254,12 @@ async def test_overlapping_pages_written_at_once_neither_deadlock_nor_lose_a_use
     assert set(users) == set(ids)
     assert {users[i].status for i in ids[20:]} == {"Disabled"}
     assert {users[i].status for i in ids[:20]} == {"Enabled"}
+
+
+async def test_users_are_counted_per_account(store: Store, account_id: str) -> None:
+    other = f"{account_id}-other"
+    await store.apply_many(account_id, {"101": seen(), "102": seen(email="b@example.com")}, "a")
+    await store.apply_many(other, {str(i): seen(email=f"{i}@example.com") for i in range(5)}, "b")
+    # A listing of one account is sized by its own users, not the deployment's.
+    assert await store.count_users(account_id) == 2
+    assert await store.count_users(other) == 5

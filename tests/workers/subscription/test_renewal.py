@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import pickle
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +14,7 @@ from events.refusals import Refusals, refusals_key
 from events.settings import Settings
 from tests.fixtures.renewal import MakeKeeping
 from tests.fixtures.sandbox import WebhookSink
+from workers.accounts.store import AccountStore
 from workers.lock import LockTimeout, RedisLock
 from workers.main import build_worker
 from workers.metrics import WorkerMetrics
@@ -45,13 +48,20 @@ async def test_the_job_creates_the_subscription_when_none_exists(
 
     assert await renew_subscription(ctx, "cron") == "create"
     assert len(k.ours()) == 1
-    left = metrics.registry.get_sample_value("ringsync_subscription_remaining_seconds")
+    left = metrics.registry.get_sample_value(
+        "ringsync_subscription_remaining_seconds", {"account": "default"}
+    )
     assert left is not None
     assert abs(left - k.settings.subscription_ttl) < 60
 
     k.sandbox.world.blacklist(k.ours()[0].id)
     assert await renew_subscription(ctx, "reminder") == "recreate"
-    assert metrics.registry.get_sample_value("ringsync_gaps_total", {"reason": "blacklisted"}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "ringsync_gaps_total", {"account": "default", "reason": "blacklisted"}
+        )
+        == 1
+    )
 
 
 async def test_without_a_webhook_url_the_job_says_so_once_and_does_nothing(
@@ -121,6 +131,47 @@ async def test_notifications_a_receiver_refused_become_a_gap_and_a_resync(
     assert gap.started_at <= gap.ended_at
     assert await k.resync_queued()
     assert not await k.redis.exists(refusals_key(k.settings))
-    assert metrics.registry.get_sample_value("ringsync_gaps_total", {"reason": "refused"}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "ringsync_gaps_total", {"account": "default", "reason": "refused"}
+        )
+        == 1
+    )
     assert await renew_subscription(ctx, "cron") == "nothing"  # reported once, repaired once
     assert len(await store.list_gaps(k.store, await d.account_id())) == 1
+
+
+async def test_refusals_are_repaired_in_every_account_they_concern(
+    make_keeping: MakeKeeping,
+) -> None:
+    """A report naming account 2001, then one whose account the receiver could not tell: the
+    default account repairs only the second; 2001 gets both, 2002 the second, each with a check
+    of its own that records its own gaps and queues its own resync."""
+    k = await make_keeping()
+    d = await k.deps()
+    ctx = {"deps": d, "job_id": "t", "job_try": 1}
+    assert await renew_subscription(ctx, "cron") == "create"
+    book = AccountStore(k.store)
+    for other in ("2001", "2002"):
+        await book.add(other, other, k.sandbox.url, "sealed")
+    refusals = Refusals(k.settings, k.redis, d.queue)
+    refusals.note("2001")
+    await refusals.report()
+    refusals.note(None)
+    await refusals.report()
+    await refusals.close()
+    await renew_subscription(ctx, "refused")
+    assert len(await store.list_gaps(k.store, await d.account_id())) == 1
+
+    for other, reports in (("2001", 2), ("2002", 1)):
+        scoped = k.settings.for_account(other, server_url=k.sandbox.url, jwt=k.sandbox.jwt)
+        checks = await k.redis.keys("arq:job:" + scoped.key("renew", "*"))
+        assert len(checks) == reports
+        for check in checks:
+            job = pickle.loads(await k.redis.get(check))  # noqa: S301 (our own queue)
+            assert job["k"] == {"account": other}
+        own = dataclasses.replace(await k.deps(scoped), _account_id=other)
+        await renew_subscription({"deps": own, "job_id": "t", "job_try": 1}, "refused")
+        assert len(await store.list_gaps(k.store, other)) == reports
+        assert not await k.redis.exists(refusals_key(scoped))
+        assert await k.redis.zscore(k.settings.queue_name, scoped.key("resync", "gap"))
