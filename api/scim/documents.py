@@ -31,9 +31,12 @@ def instant(moment: datetime) -> str:
 
 
 def etag(row: Mapping[Any, Any]) -> str:
-    """A weak ETag of the row's per-user sequence and `updated_at`: both move only on a change."""
+    """A weak ETag of what the served user is made of: the per-user sequence and `updated_at`
+    (both move only on a change) and `last_activity_at` (which the call-log scan moves alone)."""
     updated: datetime = row["updated_at"]
-    return f'W/"{row["sequence"]}-{int(updated.timestamp() * 1_000_000)}"'
+    active: datetime | None = row.get("last_activity_at")
+    activity = "" if active is None else f"-{int(active.timestamp() * 1_000_000)}"
+    return f'W/"{row["sequence"]}-{int(updated.timestamp() * 1_000_000)}{activity}"'
 
 
 def roles_of(row: Mapping[Any, Any]) -> list[tuple[str, str]]:
@@ -80,6 +83,8 @@ def user_document(row: Mapping[Any, Any], location: str) -> dict[str, Any]:
         schemas.append(ENTERPRISE_USER)
         document[ENTERPRISE_USER] = {"department": row["department"]}
     ringsync = {key: row[column] for key, column in _RINGSYNC_FIELDS if row[column] is not None}
+    if row.get("last_activity_at") is not None:
+        ringsync["lastActivity"] = instant(row["last_activity_at"])
     if ringsync:
         schemas.append(RINGSYNC_USER)
         document[RINGSYNC_USER] = ringsync

@@ -291,10 +291,15 @@ async def test_last_activity_in_scim_and_v1_once_the_scan_stored_it(
     at = datetime(2026, 11, 30, 9, 15, 0, 123000, tzinfo=UTC)
     path = f"/scim/v2/Users/{person.extension_id}"
     async with httpx.AsyncClient(base_url=served.url, headers=bearer(SCIM_TOKEN)) as http:
-        before = (await http.get(path)).json()
+        first = await http.get(path)
+        before = first.json()
         cursor = Cursor(date_from=at, date_to=at)
         await ActivityStore(store).record_page(served.account_id, {person.extension_id: at}, cursor)
-        after = (await http.get(path)).json()
+        second = await http.get(path, headers={"If-None-Match": first.headers["etag"]})
+        after = second.json()
+    # The served user changed, so its ETag did: a cached copy is not "not modified".
+    assert second.status_code == 200
+    assert second.headers["etag"] != first.headers["etag"]
     assert "lastActivity" not in before[RINGSYNC_USER]
     assert after[RINGSYNC_USER]["lastActivity"].startswith("2026-11-30T09:15:00.123")
     async with httpx.AsyncClient(base_url=served.url, headers=bearer(API_TOKEN)) as http:

@@ -35,6 +35,7 @@ rows = st.fixed_dictionaries(
         "first_seen_at": _moment,
         "updated_at": _moment,
         "sequence": st.integers(0, 10**6),
+        "last_activity_at": st.one_of(st.none(), _moment),
     }
 )
 
@@ -72,7 +73,7 @@ def test_microseconds_and_whole_seconds_are_written_as_pydantic_writes_them() ->
             "extension_id": "7", "email": "Mixed.Case@Example.COM", "first_name": "A",
             "last_name": "B", "job_title": None, "department": None, "extension_number": None,
             "status": None, "state": "active", "roles": None, "first_seen_at": moment,
-            "updated_at": moment, "sequence": 1,
+            "updated_at": moment, "sequence": 1, "last_activity_at": moment,
         }  # fmt: skip
         assert user_document(row, "/Users/7") == _models(row, "/Users/7")
         # As RingCentral has it: no validator rewrites the domain.
