@@ -94,7 +94,8 @@ async def test_state_changes_need_the_sessions_csrf_token(
         no_name = await http.post(approve, data={"csrf_token": csrf, "by": "  "})
         assert no_name.status_code == 422
         found = await find_plan(store, plan_id)
-        assert found is not None and found.status == PENDING
+        assert found is not None
+        assert found.status == PENDING
         assert len(await store.list_dead_letters()) == 1
         assert await redis.zcard(served.settings.queue_name) == 0
         approved = await http.post(approve, data={"csrf_token": csrf, "by": "Ada Lovelace"})
