@@ -42,7 +42,7 @@ async def test_login_the_sandbox_account_cookie_flags_and_logout(
     world.disable(changed)  # a notification → the worker's read → a transition in the mirror
 
     async def suspended() -> bool:
-        return (await p.mirror())[changed].state.value == "suspended"
+        return bool((await p.mirror())[changed].state.value == "suspended")
 
     await eventually(suspended, what="the suspension mirrored")
     account = p.sandbox.account_id
