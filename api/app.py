@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, request_response
 
-from api.console import create_console
+from api.console.app import create_console
 from api.guard import BearerGuard
 from api.metrics import metrics
 from api.openapi import openapi

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
+from api.console.minutes import MinuteCounts
 from events.settings import Settings
 from workers.context import Deps
 from workers.store import tables
@@ -27,6 +28,8 @@ class ApiState:
 
     deps: Deps
     _default: tuple[float, str | None] = field(default=(0.0, None), repr=False)
+    # The console's chart counts of complete minutes, kept between requests.
+    minutes: MinuteCounts = field(default_factory=MinuteCounts, repr=False)
 
     @property
     def settings(self) -> Settings:

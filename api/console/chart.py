@@ -13,7 +13,7 @@ HEIGHT: Final = 64
 
 @dataclass(frozen=True, slots=True)
 class Chart:
-    """Two series over the same minutes, as SVG polyline points, with their totals and peak."""
+    """Two series over the same minutes, as SVG path data (steps), with their totals and peak."""
 
     notifications: str
     changes: str
@@ -25,15 +25,16 @@ class Chart:
     height: int = HEIGHT
 
 
-def chart(
-    notifications: dict[str, int], changes: dict[str, int], now: datetime, minutes: int
-) -> Chart:
-    """`notifications` and `changes` are counts keyed by minute (`YYYY-MM-DD HH:MM`, UTC); the
-    chart covers the `minutes` minutes up to and including `now`'s."""
-    keys = [
+def minutes_until(now: datetime, minutes: int) -> list[str]:
+    """The keys (`YYYY-MM-DD HH:MM`, UTC) of the `minutes` minutes up to and including now's."""
+    return [
         (now - timedelta(minutes=minutes - 1 - i)).strftime("%Y-%m-%d %H:%M")
         for i in range(minutes)
     ]
+
+
+def chart(notifications: dict[str, int], changes: dict[str, int], keys: list[str]) -> Chart:
+    """`notifications` and `changes` are counts keyed by minute; the chart covers `keys`."""
     first = [notifications.get(key, 0) for key in keys]
     second = [changes.get(key, 0) for key in keys]
     peak = max([*first, *second, 1])
@@ -43,13 +44,19 @@ def chart(
         total_notifications=sum(first),
         total_changes=sum(second),
         peak=peak,
-        minutes=minutes,
+        minutes=len(keys),
     )
 
 
 def _points(values: list[int], peak: int) -> str:
-    step = WIDTH / max(len(values) - 1, 1)
+    """A step line: each minute is a flat stretch, and only a change of value adds a vertex
+    (a quiet account's line is a few bytes, not one point per minute)."""
+    step = WIDTH / max(len(values), 1)
     usable = HEIGHT - 2
-    return " ".join(
-        f"{i * step:.1f},{HEIGHT - 1 - value / peak * usable:.1f}" for i, value in enumerate(values)
-    )
+    heights = [round(HEIGHT - 1 - value / peak * usable, 1) for value in values]
+    path = [f"M0,{heights[0]:g}"] if heights else []
+    for i in range(1, len(heights)):
+        if heights[i] != heights[i - 1]:
+            path.append(f"H{i * step:g}V{heights[i]:g}")
+    path.append(f"H{WIDTH}")
+    return "".join(path)

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.console.chart import Chart, chart
+from api.console.chart import Chart, chart, minutes_until
 from api.state import ApiState
-from workers.accounts.store import Account, AccountState, AccountStore
-from workers.resync.store import Plan, pending_plans
-from workers.ringcentral.budget import Budget, GroupBudget
+from workers.accounts.store import AccountState
+from workers.resync.store import PENDING, Plan
+from workers.ringcentral.budget import Budget, GroupBudget, snapshots
 from workers.status import queue_report
 from workers.store import tables
 
@@ -66,17 +66,15 @@ class Page:
     query: str
 
 
-async def listed_accounts(state: ApiState) -> list[Listed]:
+async def _accounts(conn: AsyncConnection, default: str | None, server_url: str) -> list[Listed]:
     """Every account not removed, the default one first; the default account is listed even
     before a worker registered it (its users are mirrored under its id)."""
-    rows = [
-        _listed(account)
-        for account in await AccountStore(state.store).list()
-        if account.state != AccountState.REMOVED
-    ]
-    default = await state.default_account()
+    c = tables.accounts.c
+    query = select(c.account_id, c.name, c.state, c.reason, c.is_default, c.server_url)
+    found = await conn.execute(query.where(c.state != AccountState.REMOVED.value))
+    rows = [Listed(a, n, s, r, bool(d), u) for a, n, s, r, d, u in found]
     if default is not None and all(row.account_id != default for row in rows):
-        rows.append(Listed(default, "default", "active", None, True, state.settings.rc_server_url))
+        rows.append(Listed(default, "default", "active", None, True, server_url))
     rows.sort(key=lambda row: (not row.is_default, _numeric(row.account_id)))
     return rows
 
@@ -90,108 +88,116 @@ def search(rows: list[Listed], query: str, number: int) -> tuple[list[Listed], i
     return found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE], pages, len(found)
 
 
-async def page_facts(state: ApiState, query: str, number: int, now: datetime) -> Page:
-    shown, pages, total = search(await listed_accounts(state), query, number)
-    facts = {row.account_id: AccountFacts(row) for row in shown}
-    if facts:
-        ids = list(facts)
-        engine = state.engine
-        for account_id, user_state, count in await _users(engine, ids):
-            facts[account_id].users[user_state] = count
-        for account_id, sub in (await _subscriptions(engine, ids, now)).items():
-            facts[account_id].subscription = sub
-        for account_id, at in (await _last_events(engine, facts)).items():
-            facts[account_id].last_event_at = at
-        for account_id, lag in (await _lags(engine, ids)).items():
-            facts[account_id].lag_seconds = lag
-        for plan in await pending_plans(state.store):
-            if plan.account_id in facts:
-                facts[plan.account_id].plans.append(plan)
-        for account_id, rows in (await _transitions(engine, ids)).items():
-            facts[account_id].transitions = rows
-        notified, changed = await _per_minute(engine, ids, now)
-        for account_id, one in facts.items():
-            one.chart = chart(notified[account_id], changed[account_id], now, CHART_MINUTES)
-        budgets = await asyncio.gather(*(_budgets(state, one.account) for one in facts.values()))
-        for one, found in zip(facts.values(), budgets, strict=True):
+async def dashboard_facts(
+    state: ApiState, query: str, number: int, now: datetime
+) -> tuple[Page, dict[str, Any]]:
+    """One page of accounts with their facts, and the deployment's (queue, dead letters).
+
+    The SQL reads share one connection (one snapshot, one connection set-up); the Redis reads
+    (budgets, queue) go meanwhile.
+    """
+    default = await state.default_account()
+
+    async def from_sql() -> tuple[Page, dict[str, Any]]:
+        async with state.engine.connect() as conn:
+            listed = await _accounts(conn, default, state.settings.rc_server_url)
+            shown, pages, total = search(listed, query, number)
+            facts = {row.account_id: AccountFacts(row) for row in shown}
+            budgets = asyncio.create_task(_budgets(state, shown))
+            if facts:
+                await _read(state, conn, facts, now)
+            dead = await _dead_letters(conn)
+        for one, found in zip(facts.values(), await budgets, strict=True):
             one.budgets = found
-    return Page(list(facts.values()), min(max(number, 1), pages), pages, total, query)
+        page = Page(list(facts.values()), min(max(number, 1), pages), pages, total, query)
+        return page, dead
+
+    (page, dead), queue = await asyncio.gather(
+        from_sql(), queue_report(state.redis, state.settings)
+    )
+    return page, {"queue": queue, "dead_letters": dead}
 
 
-async def deployment_facts(state: ApiState) -> dict[str, Any]:
-    """The queue and the dead letters, which every account shares."""
+async def _read(
+    state: ApiState, conn: AsyncConnection, facts: dict[str, AccountFacts], now: datetime
+) -> None:
+    ids = list(facts)
+    for account_id, user_state, count in await _users(conn, ids):
+        facts[account_id].users[user_state] = count
+    subs = await _subscriptions(conn, ids, now)
+    events = await _last_events(conn, facts)
+    lags = await _lags(conn, ids)
+    for plan in await _plans(conn, ids):
+        facts[plan.account_id].plans.append(plan)
+    moves = await _transitions(conn, ids)
+    notified, changed = await state.minutes.read(conn, ids, now, CHART_MINUTES)
+    keys = minutes_until(now, CHART_MINUTES)
+    for account_id, one in facts.items():
+        one.subscription = subs.get(account_id)
+        one.last_event_at = events.get(account_id)
+        one.lag_seconds = lags.get(account_id)
+        one.transitions = moves.get(account_id, [])
+        one.chart = chart(notified[account_id], changed[account_id], keys)
+
+
+async def _dead_letters(conn: AsyncConnection) -> dict[str, Any]:
+    """Dead letters not replayed yet, by job (the deployment's, whichever account they were)."""
     letters = tables.dead_letters
     query = select(letters.c.job, func.count()).where(letters.c.replayed_at.is_(None))
-    async with state.engine.connect() as conn:
-        rows = (await conn.execute(query.group_by(letters.c.job))).all()
+    rows = (await conn.execute(query.group_by(letters.c.job))).all()
     by_job = {str(job): int(count) for job, count in rows}
-    return {
-        "queue": await queue_report(state.redis, state.settings),
-        "dead_letters": {"count": sum(by_job.values()), "by_job": by_job},
-    }
-
-
-def _listed(account: Account) -> Listed:
-    return Listed(
-        account.account_id,
-        account.name,
-        account.state.value,
-        account.reason,
-        account.is_default,
-        account.server_url,
-    )
+    return {"count": sum(by_job.values()), "by_job": by_job}
 
 
 def _numeric(account_id: str) -> tuple[int, str]:
     return (int(account_id), "") if account_id.isdigit() else (0, account_id)
 
 
-async def _users(engine: AsyncEngine, ids: list[str]) -> list[tuple[str, str, int]]:
+async def _users(conn: AsyncConnection, ids: list[str]) -> list[tuple[str, str, int]]:
     users = tables.users.c
     query = (
         select(users.account_id, users.state, func.count())
         .where(users.account_id.in_(ids))
         .group_by(users.account_id, users.state)
     )
-    async with engine.connect() as conn:
-        return [(str(a), str(s), int(n)) for a, s, n in (await conn.execute(query)).all()]
+    return [(str(a), str(s), int(n)) for a, s, n in (await conn.execute(query)).all()]
 
 
 async def _subscriptions(
-    engine: AsyncEngine, ids: list[str], now: datetime
+    conn: AsyncConnection, ids: list[str], now: datetime
 ) -> dict[str, dict[str, Any]]:
     """Each account's newest subscription: RingCentral's status word and its remaining life."""
     subs = tables.subscriptions.c
     query = select(subs.account_id, subs.id, subs.status, subs.expiration_time, subs.deleted_at)
     query = query.where(subs.account_id.in_(ids)).order_by(subs.created_at.desc(), subs.id)
     newest: dict[str, dict[str, Any]] = {}
-    async with engine.connect() as conn:
-        for row in (await conn.execute(query)).mappings():
-            if row["account_id"] in newest:
-                continue
-            expires = row["expiration_time"]
-            newest[row["account_id"]] = {
-                "id": row["id"],
-                "status": "Deleted" if row["deleted_at"] is not None else row["status"],
-                "expires_at": expires,
-                "remaining": None if expires is None else max(expires - now, timedelta()),
-            }
+    for row in (await conn.execute(query)).mappings():
+        if row["account_id"] in newest:
+            continue
+        expires = row["expiration_time"]
+        newest[row["account_id"]] = {
+            "id": row["id"],
+            "status": "Deleted" if row["deleted_at"] is not None else row["status"],
+            "expires_at": expires,
+            "remaining": None if expires is None else max(expires - now, timedelta()),
+        }
     return newest
 
 
-async def _last_events(engine: AsyncEngine, facts: dict[str, AccountFacts]) -> dict[str, datetime]:
+async def _last_events(
+    conn: AsyncConnection, facts: dict[str, AccountFacts]
+) -> dict[str, datetime]:
     # The default account keeps its facts under the scope "" (as before accounts existed).
     scopes = {("" if one.account.is_default else a): a for a, one in facts.items()}
     rows = tables.state.c
     query = select(rows.account_id, rows.value).where(
         rows.key == "last_event_at", rows.account_id.in_(list(scopes))
     )
-    async with engine.connect() as conn:
-        found = (await conn.execute(query)).all()
+    found = (await conn.execute(query)).all()
     return {scopes[scope]: datetime.fromisoformat(value) for scope, value in found}
 
 
-async def _lags(engine: AsyncEngine, ids: list[str]) -> dict[str, float]:
+async def _lags(conn: AsyncConnection, ids: list[str]) -> dict[str, float]:
     """Notification received → mirror changed, for each account's newest change a notification
     caused (its `cause` is the notification's uuid)."""
     changes, events = tables.user_changes.c, tables.events.c
@@ -206,15 +212,14 @@ async def _lags(engine: AsyncEngine, ids: list[str]) -> dict[str, float]:
         .select_from(tables.user_changes.join(tables.events, events.uuid == changes.cause))
         .where(changes.id.in_(newest.scalar_subquery()))
     )
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = (await conn.execute(query)).all()
     return {
         str(account): max((changed - received).total_seconds(), 0.0)
         for account, changed, received in rows
     }
 
 
-async def _transitions(engine: AsyncEngine, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+async def _transitions(conn: AsyncConnection, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The newest moves between states (who was suspended or deprovisioned, when, by what)."""
     changes, users = tables.user_changes.c, tables.users.c
     rank = func.row_number().over(partition_by=changes.account_id, order_by=changes.id.desc())
@@ -248,51 +253,33 @@ async def _transitions(engine: AsyncEngine, ids: list[str]) -> dict[str, list[di
         .order_by(ranked.c.account_id, ranked.c.rank)
     )
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    async with engine.connect() as conn:
-        for row in (await conn.execute(query)).mappings():
-            found[row["account_id"]].append(dict(row))
+    for row in (await conn.execute(query)).mappings():
+        found[row["account_id"]].append(dict(row))
     return found
 
 
-def _minute(column: Any, dialect: str) -> ColumnElement[Any]:
-    """`column` cut to the minute, as text `YYYY-MM-DD HH:MM` (UTC) on both databases."""
-    if dialect == "sqlite":
-        # Stored as naive UTC text in one fixed format (see UtcDateTime).
-        return func.substr(column, 1, 16)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI")
+async def _plans(conn: AsyncConnection, ids: list[str]) -> list[Plan]:
+    plans = tables.resync_plans.c
+    query = select(tables.resync_plans).where(plans.status == PENDING, plans.account_id.in_(ids))
+    rows = await conn.execute(query.order_by(plans.created_at))
+    return [
+        Plan(**{**row, "deprovision_ids": list(row["deprovision_ids"])}) for row in rows.mappings()
+    ]
 
 
-async def _per_minute(
-    engine: AsyncEngine, ids: list[str], now: datetime
-) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
-    """Notifications received and mirror changes made per minute, per account."""
-    since = now - timedelta(minutes=CHART_MINUTES)
-    dialect = engine.dialect.name
-    result: list[dict[str, dict[str, int]]] = []
-    for table, column in (
-        (tables.events, tables.events.c.received_at),
-        (tables.user_changes, tables.user_changes.c.changed_at),
-    ):
-        minute = _minute(column, dialect).label("minute")
-        query = (
-            select(table.c.account_id, minute, func.count())
-            .where(column >= since, table.c.account_id.in_(ids))
-            .group_by(table.c.account_id, minute)
-        )
-        counts: dict[str, dict[str, int]] = defaultdict(dict)
-        async with engine.connect() as conn:
-            for account_id, at, count in (await conn.execute(query)).all():
-                counts[str(account_id)][str(at)] = int(count)
-        result.append(counts)
-    return result[0], result[1]
-
-
-async def _budgets(state: ApiState, account: Listed) -> list[GroupBudget]:
-    """The account's rate-limit budgets (each account has its own, under its own Redis keys)."""
+async def _budgets(state: ApiState, accounts: list[Listed]) -> list[list[GroupBudget]]:
+    """Each account's rate-limit budgets (each has its own, under its own Redis keys)."""
     settings = state.settings
-    if not account.is_default:
-        settings = settings.for_account(account.account_id, server_url=account.server_url, jwt="")
-    return list((await Budget(settings, state.redis).snapshot()).values())
+    budgets = [
+        Budget(
+            settings
+            if account.is_default
+            else settings.for_account(account.account_id, server_url=account.server_url, jwt=""),
+            state.redis,
+        )
+        for account in accounts
+    ]
+    return [list(found.values()) for found in await snapshots(state.redis, budgets)]
 
 
 def utcnow() -> datetime:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from api.console.facts import deployment_facts, page_facts, utcnow
+from api.console.facts import dashboard_facts, utcnow
 from api.console.people import user_events, user_list
 from api.console.session import CSRF_FIELD, Session, Sessions, csrf_ok, is_https, token_matches
 from api.console.views import render
@@ -116,11 +116,12 @@ def _number(request: Request, name: str = "page") -> int:
 async def dashboard(request: Request, state: ApiState, session: Session) -> Response:
     now = utcnow()
     query = request.query_params.get("q", "")[:100]
+    page, deployment = await dashboard_facts(state, query, _number(request), now)
     context = {
         "session": session,
         "now": now,
-        "page": await page_facts(state, query, _number(request), now),
-        "deployment": await deployment_facts(state),
+        "page": page,
+        "deployment": deployment,
         "notice": NOTICES.get(request.query_params.get("notice", "")),
         "refresh": True,
     }
