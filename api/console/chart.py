@@ -52,11 +52,13 @@ def _points(values: list[int], peak: int) -> str:
     """A step line: each minute is a flat stretch, and only a change of value adds a vertex
     (a quiet account's line is a few bytes, not one point per minute)."""
     step = WIDTH / max(len(values), 1)
-    usable = HEIGHT - 2
-    heights = [round(HEIGHT - 1 - value / peak * usable, 1) for value in values]
-    path = [f"M0,{heights[0]:g}"] if heights else []
-    for i in range(1, len(heights)):
-        if heights[i] != heights[i - 1]:
-            path.append(f"H{i * step:g}V{heights[i]:g}")
+    scale = (HEIGHT - 2) / peak
+    path: list[str] = []
+    last: int | None = None
+    for i, value in enumerate(values):
+        if value != last:
+            y = round(HEIGHT - 1 - value * scale, 1)
+            path.append(f"M0,{y:g}" if last is None else f"H{i * step:g}V{y:g}")
+            last = value
     path.append(f"H{WIDTH}")
     return "".join(path)
