@@ -89,27 +89,10 @@ def settings_for(database_url: str, namespace: str) -> Settings:
 async def seed(settings: Settings, accounts: int, users: int, now: datetime) -> list[str]:
     """`accounts` accounts (the first one the default), each with `users` users and three
     hours of notifications and changes; returns their ids."""
-    store = await Store.open(settings.database_url)
     ids = [str(FIRST_ACCOUNT + n) for n in range(accounts)]
+    store = await Store.open(settings.database_url)
     try:
-        book = AccountStore(store)
-        for n, account in enumerate(ids[1:], 1):
-            await book.add(account, f"{_NAMES[n % len(_NAMES)]} & Co {n}", "https://rc", "x")
-        rows: dict[str, list[dict[str, Any]]] = {
-            "users": [],
-            "user_changes": [],
-            "events": [],
-            "subscriptions": [],
-            "state": [],
-        }
-        for n, account in enumerate(ids):
-            _account_rows(rows, n, account, users, now)
-        async with store.engine.begin() as conn:
-            for name, values in rows.items():
-                for start in range(0, len(values), 2000):
-                    await conn.execute(insert(tables.metadata.tables[name]), values[start:][:2000])
-        for n, account in enumerate(ids[::10]):
-            await record_plan(store, f"plan-{n}", account, [f"{account}-0", f"{account}-1"], 0.3)
+        await seed_accounts(store, ids, users, now, default=ids[0])
     finally:
         await store.close()
     redis = Redis.from_url(settings.redis_url)
@@ -118,8 +101,40 @@ async def seed(settings: Settings, accounts: int, users: int, now: datetime) -> 
     return ids
 
 
+async def seed_accounts(
+    store: Store, ids: list[str], users: int, now: datetime, *, default: str | None = None
+) -> None:
+    """Accounts `ids` (all stored ones but `default`) with their users, subscription, three
+    hours of notifications and changes, transitions, and a held plan in every tenth."""
+    book = AccountStore(store)
+    for n, account in enumerate(ids):
+        if account != default:
+            await book.add(account, f"{_NAMES[n % len(_NAMES)]} & Co {n}", "https://rc", "x")
+    rows: dict[str, list[dict[str, Any]]] = {
+        "users": [],
+        "user_changes": [],
+        "events": [],
+        "subscriptions": [],
+        "state": [],
+    }
+    for n, account in enumerate(ids):
+        _account_rows(rows, n, account, users, now, scope="" if account == default else account)
+    async with store.engine.begin() as conn:
+        for name, values in rows.items():
+            for start in range(0, len(values), 2000):
+                await conn.execute(insert(tables.metadata.tables[name]), values[start:][:2000])
+    for account in ids[::10]:
+        await record_plan(store, f"plan-{account}", account, [f"{account}-0", f"{account}-1"], 0.3)
+
+
 def _account_rows(
-    rows: dict[str, list[dict[str, Any]]], n: int, account: str, users: int, now: datetime
+    rows: dict[str, list[dict[str, Any]]],
+    n: int,
+    account: str,
+    users: int,
+    now: datetime,
+    *,
+    scope: str,
 ) -> None:
     for u in range(users):
         state = _STATES[(n + u) % len(_STATES)]
@@ -156,11 +171,13 @@ def _account_rows(
             )
     for e in range(60):
         uuid_ = f"event-{account}-{e}"
+        # Bursts and quiet spells, the same in every run.
+        minute = (e * e * 7 + e * 13 + n * 29) % 180
         rows["events"].append(
             {
                 "uuid": uuid_,
                 "account_id": account,
-                "received_at": now - timedelta(minutes=(e * 7 + n) % 180, seconds=5),
+                "received_at": now - timedelta(minutes=minute, seconds=5),
                 "event": f"/restapi/v1.0/account/{account}/extension",
                 "subscription_id": f"sub-{account}",
                 "body": "{}",
@@ -180,7 +197,7 @@ def _account_rows(
     )
     rows["state"].append(
         {
-            "account_id": "" if n == 0 else account,
+            "account_id": scope,
             "key": "last_event_at",
             "value": (now - timedelta(seconds=n * 13)).isoformat(),
             "updated_at": now,
