@@ -7,7 +7,8 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.v1 import ReplayRequest, ResyncRequest, reply
+from api.v1 import DecideRequest, ProposeRequest, ReplayRequest, ResyncRequest, reply
+from workers.actions.decide import ActionState
 
 _ERROR: Final = {
     "type": "object",
@@ -34,10 +35,10 @@ def _get(summary: str, schema: dict[str, Any], query: list[dict[str, Any]] | Non
     }
 
 
-def _post(summary: str, model: Any, refusals: tuple[str, ...] = ("422",)) -> Any:
+def _post(summary: str, model: Any, refusals: tuple[str, ...] = ("422",), ok: str = "202") -> Any:
     responses: dict[str, Any] = {
-        "202": {
-            "description": "queued",
+        ok: {
+            "description": {"201": "created", "202": "queued"}.get(ok, "ok"),
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
         "401": {"description": "bearer token missing or wrong"},
@@ -59,12 +60,26 @@ def _post(summary: str, model: Any, refusals: tuple[str, ...] = ("422",)) -> Any
     }
 
 
+def _decision(summary: str) -> Any:
+    operation = _post(summary, DecideRequest, ("403", "404", "409", "422"), ok="200")
+    operation["post"]["parameters"] = [
+        {"name": "action_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    ]
+    return operation
+
+
 def document() -> dict[str, Any]:
     state = {
         "name": "state",
         "in": "query",
         "required": False,
         "schema": {"type": "string", "enum": ["active", "pending", "suspended", "deprovisioned"]},
+    }
+    action_state = {
+        "name": "state",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": [s.value for s in ActionState]},
     }
     account = {"name": "account_id", "in": "query", "required": False, "schema": {"type": "string"}}
     return {
@@ -81,6 +96,17 @@ def document() -> dict[str, Any]:
                 "queue a full resync, or the approval of a held plan", ResyncRequest, ("409", "422")
             ),
             "/replay": _post("queue stored work again", ReplayRequest),
+            "/actions": {
+                **_get("actions, oldest first", _ARRAY, [action_state, account]),
+                **_post(
+                    "propose a suspend, deprovision or reactivate; answers the action",
+                    ProposeRequest,
+                    ("404", "422"),
+                    ok="201",
+                ),
+            },
+            "/actions/{action_id}/approve": _decision("approve (not by the proposer)"),
+            "/actions/{action_id}/reject": _decision("reject"),
         },
     }
 

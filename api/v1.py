@@ -5,6 +5,7 @@ running `ringsync worker` carries it out, as after `ringsync resync` or `ringsyn
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Final
 
@@ -17,6 +18,20 @@ from starlette.routing import Route
 
 from api.state import api_state
 from events.queue import RESYNC
+from workers.accounts.registry import acting_for
+from workers.accounts.store import AccountStore
+from workers.actions import gate
+from workers.actions.decide import ActionState, Kind
+from workers.actions.gate import find_extension
+from workers.actions.store import (
+    Action,
+    ActionError,
+    ActionStore,
+    Finished,
+    NotFound,
+    SameApprover,
+)
+from workers.context import Deps
 from workers.delivery.outbox import replay_outbox
 from workers.lifecycle import State
 from workers.replay import replay_dead_letters, replay_users, stored_notifications
@@ -44,6 +59,29 @@ class _Body(BaseModel):
 
 class ResyncRequest(_Body):
     approve: str | None = Field(None, pattern=_PLAN_ID, description="a held plan's id")
+
+
+class ProposeRequest(_Body):
+    """A proposal: the user by `extension_id` or `email`; `account_id` while several exist."""
+
+    kind: Kind
+    extension_id: str | None = Field(None, pattern=r"^[0-9]{1,32}$")
+    email: str | None = Field(None, min_length=3, max_length=320)
+    reason: str = Field(min_length=1, max_length=1000)
+    by: str = Field(min_length=1, max_length=200)
+    account_id: str | None = Field(None, pattern=r"^[0-9]{1,32}$")
+
+    @model_validator(mode="after")
+    def _one_user(self) -> ProposeRequest:
+        if (self.extension_id is None) == (self.email is None):
+            raise ValueError("name the user by exactly one of extension_id or email")
+        if not self.reason.strip() or not self.by.strip():
+            raise ValueError("reason and by must not be blank")
+        return self
+
+
+class DecideRequest(_Body):
+    by: str = Field(min_length=1, max_length=200, description="who decides")
 
 
 class ReplayRequest(_Body):
@@ -157,6 +195,87 @@ async def replay(request: Request) -> Response:
     return reply({"users": scheduled, "notifications": notifications, "dry_run": False}, 202)
 
 
+async def actions(request: Request) -> Response:
+    wanted = request.query_params.get("state")
+    if wanted is not None and wanted not in {s.value for s in ActionState}:
+        known = ", ".join(s.value for s in ActionState)
+        return refuse(422, "invalid", f"state must be one of {known}")
+    found = await ActionStore(api_state(request).store).list(
+        account_id=request.query_params.get("account_id"),
+        state=ActionState(wanted) if wanted else None,
+    )
+    return reply([action.as_json() for action in found])
+
+
+async def propose(request: Request) -> Response:
+    body = await _body(request, ProposeRequest)
+    if isinstance(body, Response):
+        return body
+    assert isinstance(body, ProposeRequest)
+    state = api_state(request)
+    account_id = body.account_id
+    if account_id is None:
+        stored = [a for a in await AccountStore(state.store).list() if not a.is_default]
+        if stored:
+            return refuse(422, "invalid", "account_id is required while several accounts exist")
+        account_id = await state.deps.account_id()
+    async with acting_for(state.deps, account_id) as d:
+        if d is None:
+            return refuse(404, "not_found", f"no account {account_id}")
+        try:
+            extension_id = body.extension_id or await find_extension(
+                d, account_id, body.email or ""
+            )
+            action = await gate.propose(
+                d, body.kind, extension_id, reason=body.reason.strip(), by=body.by.strip()
+            )
+        except ActionError as exc:
+            return _refusal(exc)
+    return reply(action.as_json(), 201)
+
+
+Verb = Callable[[Deps, str, str], Awaitable[Action]]
+
+
+def _deciding(verb: Verb) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await decide(request, verb)
+
+    return endpoint
+
+
+async def decide(request: Request, verb: Verb) -> Response:
+    body = await _body(request, DecideRequest)
+    if isinstance(body, Response):
+        return body
+    assert isinstance(body, DecideRequest)
+    state = api_state(request)
+    action_id = request.path_params["action_id"]
+    found = await ActionStore(state.store).get(action_id)
+    if found is None:
+        return refuse(404, "not_found", f"no action {action_id}")
+    async with acting_for(state.deps, found.account_id) as d:
+        if d is None:
+            return refuse(404, "not_found", f"no account {found.account_id}")
+        try:
+            action = await verb(d, action_id, body.by.strip())
+        except ActionError as exc:
+            return _refusal(exc)
+    return reply(action.as_json())
+
+
+def _refusal(exc: ActionError) -> Response:
+    """An approver who proposed → 403; a decided action → 409; no such user → 404; a user who
+    may not be acted on → 422."""
+    if isinstance(exc, SameApprover):
+        return refuse(403, "forbidden", str(exc))
+    if isinstance(exc, Finished):
+        return refuse(409, "conflict", str(exc))
+    if isinstance(exc, NotFound):
+        return refuse(404, "not_found", str(exc))
+    return refuse(422, "refused", str(exc))
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -167,4 +286,8 @@ ROUTES: Final = [
     Route("/users", users, methods=["GET"]),
     Route("/resync", resync, methods=["POST"]),
     Route("/replay", replay, methods=["POST"]),
+    Route("/actions", actions, methods=["GET"]),
+    Route("/actions", propose, methods=["POST"]),
+    Route("/actions/{action_id}/approve", _deciding(gate.approve), methods=["POST"]),
+    Route("/actions/{action_id}/reject", _deciding(gate.reject), methods=["POST"]),
 ]

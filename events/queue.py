@@ -29,6 +29,9 @@ RENEW: Final = "renew_subscription"
 RESYNC: Final = "resync"
 ROLES_SWEEP: Final = "sweep_roles"
 ROLES_READ: Final = "read_roles"
+ACTION_RUN: Final = "run_action"
+ACTIONS_SWEEP: Final = "sweep_actions"
+ACTIONS_DELETE: Final = "delete_batch"
 
 # arq's key layout (arq.constants), which its worker reads.
 JOB_KEY_PREFIX: Final = "arq:job:"

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     emit_baseline: bool = Field(False, validation_alias="RINGSYNC_EMIT_BASELINE")
     # Seconds between sweeps of the account's role assignments (0: only after each resync).
     roles_every: int = Field(3600, ge=0, validation_alias="RINGSYNC_ROLES_EVERY")
+    # Kinds of action a written policy approves without a person: `suspend`, or nothing.
+    actions_auto_approve: Annotated[list[str], NoDecode] = Field(
+        [], validation_alias="RINGSYNC_ACTIONS_AUTO_APPROVE"
+    )
+    # Approved actions run per account in any 60 minutes; the rest wait for a later hour.
+    actions_max_per_hour: int = Field(50, ge=1, validation_alias="RINGSYNC_ACTIONS_MAX_PER_HOUR")
 
     offboarding_urls: Annotated[list[str], NoDecode] = Field(
         [], validation_alias="RINGSYNC_OFFBOARDING_URLS"
@@ -160,10 +166,21 @@ class Settings(BaseSettings):
     # The stored account this copy acts for ("" = the default account of the RC_* environment).
     _account: str = PrivateAttr("")
 
-    @field_validator("user_types", "offboarding_urls", "delivery_schedule", mode="before")
+    @field_validator(
+        "user_types", "offboarding_urls", "delivery_schedule", "actions_auto_approve", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("actions_auto_approve")
+    @classmethod
+    def _auto_approvable(cls, value: list[str]) -> list[str]:
+        # Deprovisions (and reactivations) always need a person.
+        kinds = [kind.strip().lower() for kind in value if kind.strip()]
+        if any(kind != "suspend" for kind in kinds):
+            raise ValueError("only suspend may be approved by policy (or leave it empty)")
+        return kinds
 
     @field_validator("delivery_schedule")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from sandbox import control, extensions, oauth, roles, scim, subscription_api
+from sandbox import control, extensions, oauth, roles, scim, subscription_api, writes
 from sandbox.world import World
 
 
@@ -13,6 +13,7 @@ def create_app(world: World) -> Starlette:
         routes=[
             *oauth.ROUTES,
             *extensions.ROUTES,
+            *writes.ROUTES,
             *roles.ROUTES,
             *scim.ROUTES,
             *subscription_api.ROUTES,

@@ -68,6 +68,7 @@ def _info(world: World, body: dict[str, Any], params: dict[str, str]) -> Any:
         "url": world.base_url,
         "account_id": world.account_id,
         "owner_id": world.owner_id,
+        "operator_id": world.operator_id,
         "client_id": world.credentials.client_id,
         "users": len(world.ordered()),
     }
@@ -104,6 +105,12 @@ def _deliveries(world: World, body: dict[str, Any], params: dict[str, str]) -> A
     return [asdict(a) for a in attempts]
 
 
+def _write_failures(world: World, body: dict[str, Any], params: dict[str, str]) -> Any:
+    """Make writes (PUT, bulk DELETE) of `ids` fail with `status` and `error_code`."""
+    world.fail_writes([str(i) for i in body["ids"]], **{k: body[k] for k in body if k != "ids"})
+    return {"failing": sorted(world.write_failures)}
+
+
 def _route(path: str, action: Action, method: str = "POST") -> Route:
     return Route(f"/sandbox{path}", _control(action), methods=[method])
 
@@ -124,6 +131,9 @@ ROUTES = [
         _route(f"/users/{{user_id}}/{a}", _status(a))
         for a in ("disable", "freeze", "enable", "unassign")
     ],
+    _route("/owner", lambda w, b, p: w.user(w.add_owner(**b))),
+    _route("/operator", lambda w, b, p: {"operator_id": w.set_operator(str(b["extension_id"]))}),
+    _route("/write-failures", _write_failures),
     _route("/clock/advance", _advance),
     _route("/faults", _faults),
     _route("/body-shape", _shape),

@@ -34,9 +34,9 @@ async def account(request: Request, world: World) -> Response:
             "status": "Confirmed",
             "setupWizardState": "Completed",
             "operator": {
-                "id": int(world.owner_id),
+                "id": int(world.operator_id),
                 "uri": f"{world.base_url}/restapi/v1.0/account/{world.account_id}"
-                f"/extension/{world.owner_id}",
+                f"/extension/{world.operator_id}",
             },
         }
     )
@@ -101,9 +101,25 @@ async def extension_read(request: Request, world: World) -> Response:
     if extension_id == "~":
         extension_id = world.owner_id
     user = world.find(extension_id)
+    if user is None and extension_id == world.owner_id:
+        return json_response(_owner(world))
     if user is None:
         return not_found("extensionId")
     return json_response(user.info(world.base_url, world.account_id))
+
+
+def _owner(world: World) -> dict[str, Any]:
+    """The credential's own extension, which the sandbox lists only when a test adds it."""
+    base = f"{world.base_url}/restapi/v1.0/account/{world.account_id}"
+    return {
+        "id": int(world.owner_id),
+        "uri": f"{base}/extension/{world.owner_id}",
+        "extensionNumber": "100",
+        "type": "User",
+        "status": "Enabled",
+        "name": "Account Owner",
+        "account": {"id": world.account_id, "uri": base},
+    }
 
 
 ROUTES = [

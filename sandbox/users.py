@@ -66,6 +66,7 @@ class User:
     creation_time: str = ""
     modified: float = 0.0
     status_reason: str | None = field(default=None)
+    status_comment: str | None = field(default=None)
     admin: bool = False
     site: dict[str, str] | None = None
     roles: list[str] = field(default_factory=lambda: [DEFAULT_ROLE])
@@ -128,6 +129,8 @@ class User:
         record["setupWizardState"] = "NotStarted" if self.status == "NotActivated" else "Completed"
         if self.status == "Disabled":
             record["statusInfo"] = {"reason": self.status_reason or "Voluntarily"}
+            if self.status_comment:
+                record["statusInfo"]["comment"] = self.status_comment
         return record
 
     def assigned_roles(self, base: str, account_id: str) -> list[dict[str, Any]]:

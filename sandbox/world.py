@@ -48,6 +48,11 @@ class World:
             self._random.randrange(10**11, 10**12 - 1000) // 1000 * 1000 + 4
         )
         self.owner_id = str(int(self.account_id) + 1000)
+        # The main (operator) extension `GET /restapi/v1.0/account/~` names; the credential's
+        # owner unless a test says otherwise (`set_operator`).
+        self.operator_id = self.owner_id
+        # Extension id -> (HTTP status, errorCode): writes to it fail so (`fail_writes`).
+        self.write_failures: dict[str, tuple[int, str]] = {}
         self.credentials = credentials or Credentials.make()
         self.clock = Clock()
         self.limiter = limiter
@@ -249,20 +254,38 @@ class World:
             "department": _DEPARTMENTS[n % len(_DEPARTMENTS)],
         }
 
-    def _add(self, *, extension_number: str | None = None, **fields: Any) -> User:
+    def add_owner(self, **fields: Any) -> str:
+        """List the credential's own extension as a user (by default the sandbox does not)."""
+        if self.find(self.owner_id) is None:
+            self._add(id=self.owner_id, **{**self._invent(), **fields})
+        return self.owner_id
+
+    def set_operator(self, extension_id: str) -> str:
+        self.operator_id = self._get(extension_id).id
+        return self.operator_id
+
+    def fail_writes(self, ids: list[str], status: int = 400, error_code: str = "CMN-408") -> None:
+        """Make PUTs and bulk deletes of these extensions fail with RingCentral's error code."""
+        for extension_id in ids:
+            self.write_failures[str(extension_id)] = (int(status), str(error_code))
+
+    def _add(
+        self, *, extension_number: str | None = None, id: str | None = None, **fields: Any
+    ) -> User:
         unknown = set(fields) - EDITABLE
         if unknown:
             raise TypeError(f"unknown user fields: {sorted(unknown)}")
         if fields.get("status", "Enabled") not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
         user = User(
-            id=str(self._next_id),
+            id=id or str(self._next_id),
             extension_number=extension_number or str(self._next_number),
             creation_time=self.clock.iso(),
             modified=self.clock.now(),
             **fields,
         )
-        self._next_id += 1
+        if id is None:
+            self._next_id += 1
         self._next_number += 1
         self._users[user.id] = user
         self._order.append(user)
@@ -271,6 +294,7 @@ class World:
 
     def _apply(self, user: User, fields: dict[str, Any]) -> None:
         reason = fields.pop("status_reason", None)
+        comment = fields.pop("status_comment", None)
         unknown = set(fields) - EDITABLE
         if unknown:
             raise TypeError(f"unknown user fields: {sorted(unknown)}")
@@ -279,6 +303,7 @@ class World:
         for name, value in fields.items():
             setattr(user, name, value)
         user.status_reason = reason if user.status == "Disabled" else None
+        user.status_comment = comment if user.status == "Disabled" else None
         user.modified = self.clock.now()
         self._touch()
 

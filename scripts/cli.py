@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "scripts.status",
     "scripts.demo",
     "scripts.accounts",
+    "scripts.actions",
 )
 
 

@@ -44,6 +44,10 @@ def print_report(report: dict[str, Any]) -> None:
         for p in approvals["plans"]
     )
     table.add_row("pending approvals", f"{approvals['pending']}" + (f" — {plans}" if plans else ""))
+    actions = report["actions"]
+    shown = ", ".join(f"{n} {state}" for state, n in actions.items() if n and state != "waiting")
+    held = f" — {actions['waiting']} wait for the hourly cap" if actions["waiting"] else ""
+    table.add_row("actions", (shown or "none") + held)
     for group, budget in report["rate_limits"].items():
         penalty = " (penalised)" if budget.get("penalty_until") else ""
         table.add_row(

@@ -13,6 +13,9 @@ from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
 
 from events.queue import (
+    ACTION_RUN,
+    ACTIONS_DELETE,
+    ACTIONS_SWEEP,
     DELIVER,
     INGEST,
     RECONCILE,
@@ -24,6 +27,7 @@ from events.queue import (
 )
 from events.settings import Settings
 from workers.accounts.registry import Registry, for_every_account, scoped
+from workers.actions.run import delete_batch, run_action, sweep_actions
 from workers.context import shutdown, startup
 from workers.delivery.courier import Courier, close_courier
 from workers.delivery.deliver import deliver
@@ -79,6 +83,10 @@ def functions(settings: Settings) -> list[Function]:
         job(renewed(scoped(renew_subscription), lease), RENEW, RENEWAL_TIMEOUT),
         job(bounded(scoped(read_roles), own), ROLES_READ, timeout),
         job(renewed(scoped(sweep_roles), lease), ROLES_SWEEP, LISTING_TIMEOUT),
+        job(bounded(scoped(run_action), own), ACTION_RUN, timeout),
+        # Up to 50 extensions a Heavy call: a long queue of deletes waits for budget in between.
+        job(renewed(scoped(delete_batch), lease), ACTIONS_DELETE, LISTING_TIMEOUT),
+        job(renewed(scoped(sweep_actions), lease), ACTIONS_SWEEP, timeout),
     ]
 
 
@@ -142,6 +150,18 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
                 keep_result=0,
             )
         )
+    # Approved actions the hourly cap held back, and running ones whose attempt died (every
+    # minute, per account).
+    jobs.append(
+        cron(
+            for_every_account(sweep_actions, ACTIONS_SWEEP, "cron"),
+            name=settings.key("actions_sweep"),
+            second={15},
+            unique=True,
+            timeout=settings.job_timeout,
+            keep_result=0,
+        )
+    )
     if settings.retention_days:
         jobs.append(
             cron(

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from events.queue import IN_PROGRESS_KEY_PREFIX
 from events.settings import Settings
 from workers.accounts.store import AccountStore
+from workers.actions.store import ActionStore
 from workers.delivery.deliver import label
 from workers.delivery.holds import holds
 from workers.delivery.outbox import delivery_counts
@@ -43,6 +44,7 @@ async def build_report(settings: Settings, redis: Redis, store: Store) -> dict[s
         "deliveries": await delivery_counts(store),
         "blocked": await _blocked(store),
         "accounts": await account_rows(store),
+        "actions": await ActionStore(store).counts(settings.actions_max_per_hour),
     }
     report["attention"] = attention(report)
     return report
@@ -76,6 +78,12 @@ def attention(report: dict[str, Any]) -> list[str]:
                 f"account {account['account_id']} is failing: RingCentral refused its "
                 f"credentials (`ringsync accounts update {account['account_id']} --jwt-file F`)"
             )
+    waiting = report["actions"]["waiting"]
+    if waiting:
+        reasons.append(
+            f"{waiting} approved actions wait for the hourly cap "
+            "(RINGSYNC_ACTIONS_MAX_PER_HOUR); they run in a later hour"
+        )
     oldest = report["queue"]["oldest_age_seconds"]
     if oldest is not None and oldest > OLDEST_JOB_LIMIT:
         reasons.append(f"the oldest queued job has waited {oldest:.0f} s")

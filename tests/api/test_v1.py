@@ -13,7 +13,8 @@ from tests.fixtures.commands import ringsync
 
 ROUTES = [("GET", "/v1/accounts"), ("GET", "/v1/status"), ("GET", "/v1/users"),
           ("GET", "/v1/openapi.json"), ("GET", "/metrics"), ("POST", "/v1/replay"),
-          ("POST", "/v1/resync")]  # fmt: skip
+          ("POST", "/v1/resync"), ("GET", "/v1/actions"), ("POST", "/v1/actions"),
+          ("POST", "/v1/actions/1/approve"), ("POST", "/v1/actions/1/reject")]  # fmt: skip
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -106,4 +107,8 @@ async def test_the_openapi_document_names_every_route(served: Served) -> None:
     async with httpx.AsyncClient(base_url=served.url, headers=bearer(API_TOKEN)) as http:
         document = (await http.get("/v1/openapi.json")).json()
     assert document["openapi"].startswith("3.1")
-    assert set(document["paths"]) == {"/accounts", "/status", "/users", "/resync", "/replay"}
+    assert set(document["paths"]) == {
+        "/accounts", "/status", "/users", "/resync", "/replay",
+        "/actions", "/actions/{action_id}/approve", "/actions/{action_id}/reject",
+    }  # fmt: skip
+    assert document["paths"]["/actions"]["post"]["responses"].keys() >= {"201", "404", "422"}

@@ -53,6 +53,9 @@ def _build(**values: Any) -> Settings:
         ("RINGSYNC_ROLES_EVERY", "-1"),
         ("RINGSYNC_ROLES_EVERY", "1.5"),
         ("RINGSYNC_ROLES_EVERY", "hourly"),
+        ("RINGSYNC_ACTIONS_AUTO_APPROVE", "deprovision"),
+        ("RINGSYNC_ACTIONS_AUTO_APPROVE", "suspend,reactivate"),
+        ("RINGSYNC_ACTIONS_MAX_PER_HOUR", "0"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it(
@@ -74,7 +77,9 @@ def test_good_settings_are_read_as_meant() -> None:
         offboarding_hook="mypackage.offboarding:on_event",
         metrics_host="0.0.0.0",
         retention_days=0,
+        actions_auto_approve=" Suspend ",
     )
+    assert settings.actions_auto_approve == ["suspend"]
     assert settings.resync_at == time(3, 30)
     assert settings.log_level == "DEBUG"
     assert settings.user_types == ["User", "Department"]  # RingCentral's spelling, for filters

@@ -44,7 +44,7 @@ async def test_upgrade_builds_the_schema_the_code_declares(empty_database_url: s
     await upgrade(empty_database_url)
 
     revision, names, differences = await _inspect(empty_database_url)
-    assert revision == HEAD == "accounts"
+    assert revision == HEAD == "actions"
     assert set(metadata.tables) <= names
     assert differences == []
 

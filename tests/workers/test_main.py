@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from events.queue import (
+    ACTION_RUN,
+    ACTIONS_DELETE,
+    ACTIONS_SWEEP,
     DELIVER,
     INGEST,
     RECONCILE,
@@ -33,7 +36,11 @@ async def test_the_worker_runs_every_job_with_short_timeouts(
             DELIVER,
             ROLES_READ,
             ROLES_SWEEP,
+            ACTION_RUN,
+            ACTIONS_DELETE,
+            ACTIONS_SWEEP,
         } <= set(worker.functions)
+        assert worker.functions[ACTION_RUN].timeout_s == 30
         assert worker.functions[ROLES_READ].timeout_s == 30
         assert worker.functions[RECONCILE].timeout_s == 30
         assert worker.functions[RECONCILE].keep_result_s == 0
@@ -41,9 +48,15 @@ async def test_the_worker_runs_every_job_with_short_timeouts(
         assert worker.queue_name.endswith(":queue")
         # Cron names are namespaced: arq makes a unique cron's job id from its name alone.
         crons = {job.name.split(":")[-1]: job for job in worker.cron_jobs}
-        assert {"daily_resync", "delivery_sweep", "renewal", "retention", "roles_sweep"} <= set(
-            crons
-        )
+        assert {
+            "actions_sweep",
+            "daily_resync",
+            "delivery_sweep",
+            "renewal",
+            "retention",
+            "roles_sweep",
+        } <= set(crons)
+        assert crons["actions_sweep"].second == {15}  # every minute
         assert all(job.name.startswith(f"{settings.redis_namespace}:") for job in worker.cron_jobs)
         assert crons["daily_resync"].hour == {3}
         assert (crons["retention"].hour, crons["retention"].minute) == ({2}, {30})

@@ -9,11 +9,13 @@ failing or removed runs no job that would call RingCentral: it is skipped, not r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from arq.typing import WorkerCoroutine
@@ -148,6 +150,26 @@ class Registry:
 async def close(d: Deps) -> None:
     await d.queue.close()
     await d.client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def acting_for(
+    base: Deps, account_id: str, *, max_wait: float = 30.0
+) -> AsyncIterator[Deps | None]:
+    """`base` (the default account's Deps) when `account_id` is the default account, that
+    stored account's own Deps otherwise (closed after), None for an account not mirrored."""
+    found = await AccountStore(base.store).get(account_id)
+    if found is None or found.is_default:
+        yield base if found is not None or account_id == await base.account_id() else None
+        return
+    if found.state is AccountState.REMOVED:
+        yield None
+        return
+    scoped = await account_deps(base, found, max_wait=max_wait)
+    try:
+        yield scoped
+    finally:
+        await close(scoped)
 
 
 def registry(ctx: dict[str, Any]) -> Registry:

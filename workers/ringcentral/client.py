@@ -25,6 +25,7 @@ from workers.ringcentral.resources import (
     Account,
     AssignedRolePage,
     AssignedRoles,
+    BulkDeleteResult,
     Extension,
     ExtensionPage,
     Gone,
@@ -37,6 +38,8 @@ from workers.ringcentral.resources import (
 from workers.ringcentral.session import Params, Session, error_body, parse
 
 EXTENSIONS = "/restapi/v1.0/account/~/extension"
+# RingCentral's bulk delete takes at most this many extensions a call.
+DELETE_CHUNK = 50
 ASSIGNED_ROLES = "/restapi/v1.0/account/~/assigned-role"
 SUBSCRIPTIONS = "/restapi/v1.0/subscription"
 SCIM_USERS = "/scim/v2/Users"
@@ -165,6 +168,34 @@ class RingCentral:
                 )
             return Gone(id=str(extension_id), read_at=sent_at, error_code=error.code)
         return parse(Extension, response, read_at=sent_at)
+
+    async def own_extension(self) -> Extension:
+        """The extension our credential belongs to (the token's owner)."""
+        response, sent_at = await self._session.send("GET", f"{EXTENSIONS}/~")
+        return parse(Extension, response, read_at=sent_at)
+
+    async def set_extension_status(
+        self, extension_id: str, status: str, *, reason: str | None = None, comment: str = ""
+    ) -> Extension:
+        """Set an extension's status (`Disabled` with a `statusInfo` reason, or `Enabled`)."""
+        path = f"{EXTENSIONS}/{quote(str(extension_id), safe='')}"
+        body: dict[str, object] = {"status": status}
+        if reason is not None:
+            body["statusInfo"] = {"reason": reason, "comment": comment}
+        response, sent_at = await self._session.send("PUT", path, json=body)
+        return parse(Extension, response, read_at=sent_at)
+
+    async def delete_extensions(
+        self, account_id: str, extension_ids: Sequence[str]
+    ) -> BulkDeleteResult:
+        """Delete up to `DELETE_CHUNK` extensions in one Heavy call, keeping their phone numbers
+        and devices in the account's inventory; each id has its own outcome."""
+        if not 0 < len(extension_ids) <= DELETE_CHUNK:
+            raise ValueError(f"between 1 and {DELETE_CHUNK} extensions a call")
+        path = f"/restapi/v2/accounts/{quote(str(account_id), safe='')}/extensions"
+        body = {"keepAssetsInInventory": True, "records": [{"id": i} for i in extension_ids]}
+        response, sent_at = await self._session.send("DELETE", path, json=body)
+        return parse(BulkDeleteResult, response, read_at=sent_at)
 
     async def create_subscription(
         self,

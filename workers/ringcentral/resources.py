@@ -183,10 +183,17 @@ class AssignedRolePage(Page):
     records: list[ExtensionRoles]
 
 
+class Operator(Resource):
+    id: Id | None = None
+    extension_number: str | None = None
+
+
 class Account(Resource):
     id: Id
     status: str | None = None
     main_number: str | None = None
+    # The account's main (operator) extension: never suspended nor deleted by an action.
+    operator: Operator | None = None
 
 
 class DeliveryMode(Resource):
@@ -285,6 +292,22 @@ class ErrorBody(Resource):
             if item.message:
                 return item.message
         return self.message or self.detail or self.error_description or ""
+
+
+class BulkDeleteItem(Resource):
+    """One extension's outcome in a bulk delete (`bulkItemErrors` only when it failed)."""
+
+    id: Id
+    bulk_item_successful: bool
+    bulk_item_errors: list[ApiErrorItem] = Field(default_factory=list)
+
+    @property
+    def error_code(self) -> str | None:
+        return next((e.error_code for e in self.bulk_item_errors if e.error_code), None)
+
+
+class BulkDeleteResult(Read):
+    records: list[BulkDeleteItem]
 
 
 class IssuedToken(BaseModel):

@@ -19,6 +19,8 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/restapi/v1.0/account/{accountId}", LIGHT),
     ("GET", "/restapi/v1.0/account/{accountId}/extension", MEDIUM),
     ("GET", "/restapi/v1.0/account/{accountId}/extension/{extensionId}", LIGHT),
+    ("PUT", "/restapi/v1.0/account/{accountId}/extension/{extensionId}", MEDIUM),
+    ("DELETE", "/restapi/v2/accounts/{accountId}/extensions", HEAVY),
     ("GET", "/restapi/v1.0/account/{accountId}/assigned-role", MEDIUM),
     ("GET", "/restapi/v1.0/account/{accountId}/extension/{extensionId}/assigned-role", LIGHT),
     ("GET", "/restapi/v1.0/subscription", LIGHT),

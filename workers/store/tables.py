@@ -263,3 +263,29 @@ accounts = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# Suspend / deprovision / reactivate requests against RingCentral, and their audit trail. The
+# life of an action: proposed → approved → running → done | failed, or rejected / cancelled.
+# `snapshot` is the user as mirrored when proposed: the execution refuses when RingCentral's
+# answer has moved away from it. `started_at` (when it went running) counts toward the hourly cap.
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("extension_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("proposed_by", Text, nullable=False),
+    Column("approved_by", Text),
+    Column("decided_by", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("decided_at", UtcDateTime),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("error", Text),
+    Column("snapshot", _json(), nullable=False),
+    Index("ix_actions_account_id_state", "account_id", "state"),
+    Index("ix_actions_account_id_started_at", "account_id", "started_at"),
+)

@@ -1,0 +1,53 @@
+"""A worker SIGKILLed between RingCentral's write and the action's record: the next attempt
+re-reads, finds its own write done, and records the action without writing again."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.fixtures.pipeline import eventually
+from tests.workers.actions.conftest import MakeRig
+from workers.actions.decide import ActionState
+
+
+async def test_a_worker_killed_after_the_write_still_writes_once(
+    make_rig: MakeRig, tmp_path: Path
+) -> None:
+    rig = await make_rig(workers=0, job_timeout=3)
+    world = rig.p.sandbox.world
+    first = rig.p.spawn_worker(tmp_path / "worker-1.log")
+    ext = await rig.user()
+    action_id = await rig.propose("suspend", ext)
+    killed: list[int] = []
+
+    async def kill_after_the_write(path: str) -> None:
+        # The PUT's change is applied and its reply not yet sent: the worker dies right there.
+        if (
+            not killed
+            and path.endswith(f"/extension/{ext}")
+            and world.user(ext)["status"] == "Disabled"
+        ):
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            killed.append(first.pid)
+
+    world.before_reply = kill_after_the_write
+    assert (await rig.approve(action_id)).code == 0
+
+    async def cut() -> bool:
+        return bool(killed)
+
+    await eventually(cut, what="the worker killed after its write")
+    world.before_reply = None
+    assert (await rig.action(action_id)).state is ActionState.RUNNING  # written, not recorded
+    rig.p.spawn_worker(tmp_path / "worker-2.log")
+
+    action = await rig.settled(action_id, within=60)
+
+    assert action.state is ActionState.DONE, action.error
+    assert [c["method"] for c in rig.writes(ext)] == ["PUT"]  # exactly one write
+    assert world.user(ext)["status"] == "Disabled"
+    row = await rig.p.store.get_user(rig.p.sandbox.account_id, ext)
+    assert row is not None
+    assert row.state.value == "suspended"

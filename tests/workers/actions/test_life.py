@@ -1,0 +1,205 @@
+"""Actions end to end: `ringsync actions` as a real process, a real arq worker, the sandbox as
+RingCentral, and a signed offboarding sink downstream."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from tests.fixtures.pipeline import eventually
+from tests.workers.actions.conftest import MakeRig, Rig, sequences_in_order
+from workers.actions.decide import ActionState
+from workers.decide import Roles
+
+SUPER_ADMIN = {"id": "1", "name": "Super Admin"}
+
+
+async def _run(rig: Rig, kind: str, extension_id: str) -> None:
+    action_id = await rig.propose(kind, extension_id)
+    assert (await rig.approve(action_id)).code == 0
+    action = await rig.settled(action_id)
+    assert action.state is ActionState.DONE, action.error
+    assert action.approved_by == "bob"
+
+
+async def test_suspend_reactivate_deprovision_life(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    world = rig.p.sandbox.world
+    ext = await rig.user(first_name="Ada", email="ada@example.com")
+
+    await _run(rig, "suspend", ext)
+    assert world.user(ext)["status"] == "Disabled"
+    assert world.user(ext)["status_reason"] == "Involuntarily"
+    await _run(rig, "reactivate", ext)
+    assert world.user(ext)["status"] == "Enabled"
+    await _run(rig, "deprovision", ext)
+    assert world.find(ext) is None
+
+    # Exactly the writes the three actions need: two suspends, one reactivation, one delete.
+    assert [c["method"] for c in rig.writes(ext)] == ["PUT", "PUT", "PUT", "DELETE"]
+    row = await rig.p.store.get_user(rig.p.sandbox.account_id, ext)
+    assert row is not None
+    assert row.state.value == "deprovisioned"
+    each = ["action.proposed", "action.approved"]
+    expected = [
+        "user.created",
+        *each, "user.suspended", "action.done",
+        *each, "user.reactivated", "action.done",
+        *each, "user.suspended", "user.deprovisioned", "action.done",
+    ]  # fmt: skip
+
+    async def all_delivered() -> bool:
+        return len(rig.types_for(ext)) >= len(expected)
+
+    await eventually(all_delivered, what="every event delivered")
+    assert rig.types_for(ext) == expected  # every one signed (checked by `events`)
+    assert sequences_in_order(rig.events())
+    done = [r.json["data"] for r in rig.events() if r.type == "action.done"]
+    assert [d["action"]["kind"] for d in done] == ["suspend", "reactivate", "deprovision"]
+    assert all(d["account_id"] == rig.p.sandbox.account_id for d in done)
+
+    listed = await rig.cli("actions", "list", "--json")
+    assert listed.code == 0
+    assert len(listed.out.splitlines()) == 3
+
+
+async def test_the_proposer_cannot_approve(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    ext = await rig.user()
+    action_id = await rig.propose("suspend", ext, by="ada")
+
+    ran = await rig.approve(action_id, by="ada")
+
+    assert ran.code == 1
+    assert ran.one_clear_line()
+    assert "another person approves" in ran.err
+    assert (await rig.action(action_id)).state is ActionState.PROPOSED
+    assert rig.writes() == []
+
+
+async def test_protected_extensions_are_refused_and_never_written(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    world = rig.p.sandbox.world
+    operator = await rig.user()
+    world.set_operator(operator)
+    owner = world.add_owner()
+    world.update_user(owner, job_title="Owner")  # its notification gets it mirrored
+    admin = await rig.user()
+    world.assign_roles(admin, ["1"])  # Super Admin: RingCentral notifies nobody; a read learns it
+    account = rig.p.sandbox.account_id
+    await rig.p.store.reconcile(
+        account, admin, Roles(read_at=datetime.now(UTC), roles=(SUPER_ADMIN,)), "roles"
+    )
+
+    async def owner_mirrored() -> bool:
+        await world.drain()
+        return await rig.p.store.get_user(account, owner) is not None
+
+    await eventually(owner_mirrored, what="the owner mirrored")
+    for ext, why in ((operator, "operator"), (owner, "credential"), (admin, "Super Admin")):
+        ran = await rig.cli(
+            "actions", "propose", "deprovision", "--extension", ext, "--reason", "x", "--by", "a"
+        )
+        assert ran.code == 1, ran.err
+        assert ran.one_clear_line()
+        assert why in ran.err
+
+    # Protected after the proposal: the execution's own check refuses, nothing is written.
+    later = await rig.user()
+    action_id = await rig.propose("suspend", later)
+    world.assign_roles(later, ["1"])
+    assert (await rig.approve(action_id)).code == 0
+    action = await rig.settled(action_id)
+    assert action.state is ActionState.FAILED
+    assert "Super Admin" in (action.error or "")
+    assert rig.writes() == []
+
+
+async def test_changed_since_proposed_fails_without_writing(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    ext = await rig.user()
+    action_id = await rig.propose("suspend", ext)
+    rig.p.sandbox.world.disable(ext)  # someone else suspended them meanwhile
+
+    assert (await rig.approve(action_id)).code == 0
+    action = await rig.settled(action_id)
+
+    assert action.state is ActionState.FAILED
+    assert "changed since proposed" in (action.error or "")
+    assert rig.writes() == []
+
+
+async def test_a_three_user_deprovision_with_one_refused(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    world = rig.p.sandbox.world
+    users = [await rig.user(status="Disabled") for _ in range(3)]  # suspended: deletes only
+    ids = [await rig.propose("deprovision", ext) for ext in users]
+    world.fail_writes([users[1]], status=400, error_code="USR-123")
+    for action_id in ids:
+        assert (await rig.approve(action_id)).code == 0
+
+    settled = [await rig.settled(action_id) for action_id in ids]
+
+    assert [a.state for a in settled] == [ActionState.DONE, ActionState.FAILED, ActionState.DONE]
+    assert "USR-123" in (settled[1].error or "")
+    assert world.find(users[0]) is None
+    assert world.find(users[2]) is None
+    assert world.user(users[1])["status"] == "Disabled"
+    writes = rig.writes()
+    assert {c["method"] for c in writes} == {"DELETE"}
+    assert 1 <= len(writes) <= 3  # up to 50 a call: how many depends on when they were approved
+
+
+async def test_the_hourly_cap_holds_the_rest_and_status_says_so(make_rig: MakeRig) -> None:
+    cap = {"RINGSYNC_ACTIONS_MAX_PER_HOUR": "2"}
+    rig = await make_rig(actions_max_per_hour=2, env=cap)
+    users = [await rig.user() for _ in range(3)]
+    ids = [await rig.propose("suspend", ext) for ext in users]
+    for action_id in ids:
+        assert (await rig.approve(action_id)).code == 0
+
+    first = [await rig.settled(action_id) for action_id in ids[:2]]
+    assert all(a.state is ActionState.DONE for a in first)
+    # The third waits (approved) for a later hour; the worker keeps it queued, never runs it.
+    status = await rig.cli("status", "--json")
+    assert status.code == 1
+    report = json.loads(status.out)
+    assert report["actions"]["waiting"] == 1
+    assert report["actions"]["approved"] == 1
+    assert any("hourly cap" in reason for reason in report["attention"])
+    assert (await rig.action(ids[2])).state is ActionState.APPROVED
+    assert len(rig.writes()) == 2
+
+
+async def test_a_policy_approves_suspends_only(make_rig: MakeRig) -> None:
+    policy = {"RINGSYNC_ACTIONS_AUTO_APPROVE": "suspend"}
+    rig = await make_rig(actions_auto_approve=["suspend"], env=policy)
+    ext = await rig.user()
+
+    suspend = await rig.propose("suspend", ext)
+    action = await rig.settled(suspend)
+    assert action.state is ActionState.DONE
+    assert action.approved_by == "policy"
+
+    deprovision = await rig.propose("deprovision", ext)
+    assert (await rig.action(deprovision)).state is ActionState.PROPOSED
+    refused = await rig.cli("status", RINGSYNC_ACTIONS_AUTO_APPROVE="deprovision")
+    assert refused.code == 2
+    assert "RINGSYNC_ACTIONS_AUTO_APPROVE" in refused.err
+
+
+async def test_dry_run_shows_the_preflight_and_records_nothing(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    ext = await rig.user(email="grace@example.com")
+    ran = await rig.cli(
+        "actions", "propose", "deprovision", "--email", "GRACE@example.com",
+        "--reason", "left", "--by", "ada", "--dry-run", "--json",
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    preview = json.loads(ran.out)
+    assert preview["extension_id"] == ext
+    assert preview["steps"] == ["suspend", "delete"]
+    assert preview["refused"] is None
+    listed = await rig.cli("actions", "list", "--json")
+    assert listed.out == ""
+    assert rig.writes() == []

@@ -1,0 +1,198 @@
+"""The pure decisions about an action: may it be proposed, may it be approved, and — given
+RingCentral's fresh answer — what may its execution do now?
+
+No I/O here. The store and the job read the action, the user and the protection facts, ask here,
+and act on the answer. Rules, in the order they are checked:
+
+- Only `type=User` extensions are acted on, and never a protected one: the account's operator,
+  the extension our credential belongs to, or any holder of the `Super Admin` role.
+- The user must be where the kind starts from: a suspend from active or pending, a reactivate
+  from suspended, a deprovision from any live state.
+- At execution, RingCentral's status must still be the snapshot's (the user as mirrored when
+  proposed): anything else, the target state included, means someone else moved them, and the
+  action fails rather than act on a stale picture. The one exception is an action a crashed
+  attempt already started (`resumed`): when the fresh read shows its own write landed, it is done
+  without writing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+
+class Kind(StrEnum):
+    SUSPEND = "suspend"
+    DEPROVISION = "deprovision"
+    REACTIVATE = "reactivate"
+
+
+class ActionState(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+FINISHED: Final = frozenset(
+    {ActionState.DONE, ActionState.FAILED, ActionState.REJECTED, ActionState.CANCELLED}
+)
+# What a policy may approve on its own: deprovisions always need a person.
+AUTO_APPROVABLE: Final = frozenset({Kind.SUSPEND})
+POLICY: Final = "policy"
+SUPER_ADMIN: Final = "Super Admin"
+
+# RingCentral statuses each kind may start from.
+_STARTS: Final = {
+    Kind.SUSPEND: frozenset({"Enabled", "NotActivated"}),
+    Kind.REACTIVATE: frozenset({"Disabled"}),
+    Kind.DEPROVISION: frozenset({"Enabled", "NotActivated", "Disabled", "Frozen"}),
+}
+# The status a kind's PUT sets; a deprovision ends with the extension gone.
+_TARGET: Final = {Kind.SUSPEND: "Disabled", Kind.REACTIVATE: "Enabled"}
+
+
+class Step(StrEnum):
+    """One write against RingCentral."""
+
+    SUSPEND = "suspend"  # PUT …/extension/{id} status Disabled (Medium)
+    REACTIVATE = "reactivate"  # PUT …/extension/{id} status Enabled (Medium)
+    DELETE = "delete"  # DELETE /restapi/v2/accounts/{a}/extensions (Heavy, ≤ 50 ids a call)
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Who must never be acted on in one account, besides `Super Admin` holders."""
+
+    operator_id: str | None
+    owner_id: str | None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One extension as seen now (a fresh read) or as mirrored (a snapshot)."""
+
+    extension_id: str
+    type: str | None
+    status: str | None
+    roles: Sequence[str] = ()
+
+    @classmethod
+    def from_snapshot(cls, extension_id: str, snapshot: Mapping[str, Any]) -> Subject:
+        roles = snapshot.get("roles") or ()
+        return cls(
+            extension_id=extension_id,
+            type=snapshot.get("type"),
+            status=snapshot.get("status"),
+            roles=tuple(str(r.get("name", "")) for r in roles if isinstance(r, Mapping)),
+        )
+
+
+@dataclass(frozen=True)
+class Run:
+    """Write these steps, in order (none: the action's own earlier write already landed)."""
+
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Do not write; the action fails with `reason`."""
+
+    reason: str
+
+
+def protected(subject: Subject, protection: Protection) -> str | None:
+    """Why `subject` may never be acted on, or None."""
+    if subject.extension_id == protection.operator_id:
+        return "protected: the account's operator extension"
+    if subject.extension_id == protection.owner_id:
+        return "protected: the extension ringsync's credential belongs to"
+    if SUPER_ADMIN in subject.roles:
+        return "protected: holds the Super Admin role"
+    return None
+
+
+def refusal(kind: Kind, subject: Subject, protection: Protection) -> str | None:
+    """Why `kind` may not be done to `subject` as it stands, or None (proposal and execution)."""
+    if subject.type != "User":
+        return f"not a user: extension type is {subject.type or 'unknown'}"
+    reason = protected(subject, protection)
+    if reason is not None:
+        return reason
+    if subject.status not in _STARTS[kind]:
+        return f"cannot {kind} an extension whose status is {subject.status or 'unknown'}"
+    return None
+
+
+def steps_for(kind: Kind, status: str | None) -> tuple[Step, ...]:
+    """The writes `kind` takes from `status` (a deprovision suspends first when needed)."""
+    if kind is Kind.SUSPEND:
+        return (Step.SUSPEND,)
+    if kind is Kind.REACTIVATE:
+        return (Step.REACTIVATE,)
+    if status in ("Disabled", "Frozen"):
+        return (Step.DELETE,)
+    return (Step.SUSPEND, Step.DELETE)
+
+
+def preflight(kind: Kind, subject: Subject, protection: Protection) -> Run | Refuse:
+    """What a proposal would do if it ran now (`--dry-run`, and the gate at proposal)."""
+    reason = refusal(kind, subject, protection)
+    return Refuse(reason) if reason is not None else Run(steps_for(kind, subject.status))
+
+
+def execution(
+    kind: Kind,
+    snapshot: Subject,
+    fresh: Subject | None,
+    protection: Protection,
+    *,
+    resumed: bool = False,
+) -> Run | Refuse:
+    """What the execution may do given RingCentral's fresh read (`None`: the extension is gone).
+
+    `resumed`: an earlier attempt of this action went running and may have written before it
+    died; a fresh read showing that write's result completes the action without a new write.
+    """
+    if resumed:
+        landed = _landed(kind, fresh)
+        if landed is not None:
+            return landed
+    if fresh is None:
+        return Refuse("changed since proposed: the extension no longer exists")
+    if fresh.status != snapshot.status:
+        return Refuse(f"changed since proposed: status {snapshot.status} → {fresh.status}")
+    if fresh.type != snapshot.type:
+        return Refuse(f"changed since proposed: type {snapshot.type} → {fresh.type}")
+    reason = refusal(kind, fresh, protection)
+    if reason is not None:
+        return Refuse(reason)
+    return Run(steps_for(kind, fresh.status))
+
+
+def _landed(kind: Kind, fresh: Subject | None) -> Run | None:
+    """What is left of `kind` when a crashed attempt's writes are visible in `fresh`."""
+    if kind is Kind.DEPROVISION:
+        if fresh is None or fresh.status == "Unassigned":
+            return Run(())
+        # Suspended by the crashed attempt: only the delete is left.
+        return Run((Step.DELETE,)) if fresh.status == "Disabled" else None
+    if fresh is not None and fresh.status == _TARGET[kind]:
+        return Run(())
+    return None
+
+
+def may_approve(proposed_by: str, approver: str) -> bool:
+    """A person approves someone else's proposal; only "policy" approves its own gate."""
+    return approver.strip().casefold() != proposed_by.strip().casefold()
+
+
+def waiting(approved: int, started_last_hour: int, max_per_hour: int) -> int:
+    """How many approved actions the hourly cap holds back."""
+    return max(0, approved - max(0, max_per_hour - started_last_hour))
