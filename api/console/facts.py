@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.console.chart import Chart, chart, minutes_until
 from api.state import ApiState
 from workers.accounts.store import AccountState
+from workers.actions.decide import ActionState
 from workers.resync.store import PENDING, Plan
 from workers.ringcentral.budget import Budget, GroupBudget, snapshots
 from workers.status import queue_report
@@ -48,6 +49,7 @@ class AccountFacts:
     last_event_at: datetime | None = None
     lag_seconds: float | None = None
     plans: list[Plan] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
     budgets: list[GroupBudget] = field(default_factory=list)
     transitions: list[dict[str, Any]] = field(default_factory=list)
     chart: Chart | None = None
@@ -130,6 +132,8 @@ async def _read(
     for plan in await _plans(conn, ids):
         facts[plan.account_id].plans.append(plan)
     moves = await _transitions(conn, ids)
+    for action in await _proposed_actions(conn, ids):
+        facts[action["account_id"]].actions.append(action)
     notified, changed = await state.minutes.read(conn, ids, now, CHART_MINUTES)
     keys = minutes_until(now, CHART_MINUTES)
     for account_id, one in facts.items():
@@ -138,6 +142,30 @@ async def _read(
         one.lag_seconds = lags.get(account_id)
         one.transitions = moves.get(account_id, [])
         one.chart = chart(notified[account_id], changed[account_id], keys)
+
+
+async def _proposed_actions(conn: AsyncConnection, ids: list[str]) -> list[dict[str, Any]]:
+    """Actions waiting for a person's decision, oldest first, with whom they concern."""
+    actions, users = tables.actions.c, tables.users.c
+    who = and_(users.account_id == actions.account_id, users.extension_id == actions.extension_id)
+    query = (
+        select(
+            actions.id,
+            actions.account_id,
+            actions.extension_id,
+            actions.kind,
+            actions.reason,
+            actions.proposed_by,
+            actions.created_at,
+            users.email,
+            users.first_name,
+            users.last_name,
+        )
+        .select_from(tables.actions.join(tables.users, who, isouter=True))
+        .where(actions.state == ActionState.PROPOSED.value, actions.account_id.in_(ids))
+        .order_by(actions.created_at, actions.id)
+    )
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
 
 
 async def _dead_letters(conn: AsyncConnection) -> dict[str, Any]:

@@ -24,6 +24,10 @@ from api.console.session import CSRF_FIELD, Session, Sessions, csrf_ok, is_https
 from api.console.views import render
 from api.state import ApiState, api_state
 from events.queue import RESYNC
+from workers.accounts.registry import acting_for
+from workers.actions import gate
+from workers.actions.store import ActionError, ActionStore, Finished, SameApprover
+from workers.context import Deps
 from workers.replay import replay_dead_letters
 from workers.resync.safeguard import PlanRefused, approvable
 from workers.resync.store import find_plan, pending_plans
@@ -37,6 +41,8 @@ NOTICES: Final = {
     "approved": "Approval queued: a worker applies the plan's deprovisionings, each confirmed "
     "by its own read.",
     "replayed": "Dead letters queued again.",
+    "action-approved": "Action approved: a worker re-reads the user, then carries it out.",
+    "action-rejected": "Action rejected.",
 }
 
 Page = Callable[[Request, ApiState, Session], Awaitable[Response]]
@@ -149,6 +155,9 @@ async def user(request: Request, state: ApiState, session: Session) -> Response:
         "user": row,
         "history": list(reversed(await state.store.list_changes(account_id, extension_id))),
         "events": await user_events(state.engine, account_id, extension_id),
+        "actions": await ActionStore(state.store).list(
+            account_id=account_id, extension_id=extension_id
+        ),
         "now": utcnow(),
     }
     return render(request, "user.html", context)
@@ -184,6 +193,48 @@ async def approve_plan(
     return _back("approved", plan.account_id)
 
 
+def deciding(verb: str) -> Form:
+    """Approve or reject a proposed action in the approver's name (never the proposer's)."""
+    decide = gate.approve if verb == "approve" else gate.reject
+
+    async def handler(
+        request: Request, state: ApiState, session: Session, fields: dict[str, str]
+    ) -> Response:
+        return await _decide(request, state, fields, verb, decide)
+
+    return handler
+
+
+async def _decide(
+    request: Request,
+    state: ApiState,
+    fields: dict[str, str],
+    verb: str,
+    decide: Callable[[Deps, str, str], Awaitable[object]],
+) -> Response:
+    by = fields.get("by", "").strip()
+    if not _NAME.match(by):
+        message = "Name the approver (1 to 100 characters) to decide an action."
+        return render(request, "error.html", {"message": message}, 422)
+    action_id = request.path_params["action_id"]
+    found = await ActionStore(state.store).get(action_id)
+    if found is None:
+        return render(request, "error.html", {"message": f"No action {action_id}."}, 404)
+    async with acting_for(state.deps, found.account_id) as d:
+        if d is None:
+            message = f"Account {found.account_id} is not mirrored."
+            return render(request, "error.html", {"message": message}, 404)
+        try:
+            await decide(d, action_id, by)
+        except ActionError as exc:
+            status = 422
+            if isinstance(exc, SameApprover | Finished):
+                status = 403 if isinstance(exc, SameApprover) else 409
+            return render(request, "error.html", {"message": str(exc)}, status)
+    log.info(f"action {verb}d in the console", extra={"action": action_id, "by": by})
+    return _back(f"action-{verb}d", found.account_id)
+
+
 async def replay(
     request: Request, state: ApiState, session: Session, fields: dict[str, str]
 ) -> Response:
@@ -206,5 +257,7 @@ ROUTES: Final = [
     Route("/accounts/{account_id}", page(account_users), methods=["GET"]),
     Route("/accounts/{account_id}/users/{extension_id}", page(user), methods=["GET"]),
     Route("/plans/{plan_id}/approve", form(approve_plan), methods=["POST"]),
+    Route("/actions/{action_id}/approve", form(deciding("approve")), methods=["POST"]),
+    Route("/actions/{action_id}/reject", form(deciding("reject")), methods=["POST"]),
     Route("/dead-letters/replay", form(replay), methods=["POST"]),
 ]

@@ -91,6 +91,8 @@ async def test_state_changes_need_the_sessions_csrf_token(
             assert "CSRF" in refused.text
             assert (await http.post("/dead-letters/replay", data=fields)).status_code == 403
             assert (await http.post("/logout", data=fields)).status_code == 403
+            for verb in ("approve", "reject"):
+                assert (await http.post(f"/actions/a1/{verb}", data=fields)).status_code == 403
         no_name = await http.post(approve, data={"csrf_token": csrf, "by": "  "})
         assert no_name.status_code == 422
         found = await find_plan(store, plan_id)

@@ -12,6 +12,9 @@ from scripts.connections import open_deps
 from tests.api.mirror import API_TOKEN, api_settings, running_api
 from tests.fixtures.pipeline import MakePipeline, Pipeline, eventually
 from tests.fixtures.resync import resync
+from workers.actions import gate
+from workers.actions.decide import ActionState, Kind
+from workers.actions.store import ActionStore
 from workers.resync.store import PENDING, Plan, find_plan, list_plans, pending_plans
 from workers.subscription.renewal import ensure_subscription
 
@@ -144,3 +147,57 @@ async def test_a_held_plan_is_approved_from_the_page_and_never_without_csrf(
     mirror = await p.mirror()
     deprovisioned = [e for e, row in mirror.items() if row.state.value == "deprovisioned"]
     assert sorted(deprovisioned) == sorted(gone)
+
+
+async def test_a_proposed_action_approved_in_the_page_suspends_the_user_in_the_sandbox(
+    make_pipeline: MakePipeline, sqlite_url: str, browser: Browser
+) -> None:
+    p = await make_pipeline(database_url=sqlite_url, users=4)
+    await mirrored(p, 4)
+    world = p.sandbox.world
+    ext = world.create_user(first_name="Leaving", email="leaving@example.com")
+
+    async def held() -> bool:
+        await world.drain()
+        return await p.store.get_user(p.sandbox.account_id, ext) is not None
+
+    await eventually(held, what="the new user mirrored")
+    async with open_deps(p.settings) as d:
+        action = await gate.propose(d, Kind.SUSPEND, ext, reason="left the company", by="Ada")
+    async with running_api(api_settings(p.settings)) as url:
+        context = await browser.new_context()
+        page = await context.new_page()
+        await log_in(page, url)
+        form = page.locator(f"form[data-action-id='{action.id}']")
+        await expect(form).to_contain_text("suspend")
+        await expect(form).to_contain_text("leaving@example.com")
+        await expect(form).to_contain_text("proposed by Ada")
+
+        # The proposer may not approve their own proposal.
+        await form.locator("input[name=by]").fill("Ada")
+        await form.locator("button", has_text="Approve").click()
+        await expect(page.locator(".error")).to_contain_text("another person")
+        assert world.user(ext)["status"] == "Enabled"
+
+        await page.goto(f"{url}/")
+        await form.locator("input[name=by]").fill("Grace Hopper")
+        await form.locator("button", has_text="Approve").click()
+        await expect(page.locator(".notice")).to_contain_text("Action approved")
+
+        async def suspended() -> bool:
+            row = await p.store.get_user(p.sandbox.account_id, ext)
+            return (
+                world.user(ext)["status"] == "Disabled"
+                and row is not None
+                and (row.state.value == "suspended")
+            )
+
+        await eventually(suspended, within=30, what="the user suspended in the sandbox")
+        assert world.user(ext)["status_reason"] == "Involuntarily"
+        found = await ActionStore(p.store).get(action.id)
+        assert found is not None
+        assert (found.state, found.approved_by) == (ActionState.DONE, "Grace Hopper")
+        await page.goto(f"{url}/accounts/{p.sandbox.account_id}/users/{ext}")
+        await expect(page.locator("table.actions")).to_contain_text("done")
+        await expect(page.locator("table.history")).to_contain_text("active → suspended")
+        await context.close()
