@@ -14,7 +14,7 @@ from tests.fixtures.pipeline import MakePipeline, Pipeline, eventually
 from tests.fixtures.resync import resync
 from workers.actions import gate
 from workers.actions.decide import ActionState, Kind
-from workers.actions.store import ActionStore
+from workers.actions.store import Action, ActionStore
 from workers.resync.store import PENDING, Plan, find_plan, list_plans, pending_plans
 from workers.subscription.renewal import ensure_subscription
 
@@ -194,9 +194,13 @@ async def test_a_proposed_action_approved_in_the_page_suspends_the_user_in_the_s
 
         await eventually(suspended, within=30, what="the user suspended in the sandbox")
         assert world.user(ext)["status_reason"] == "Involuntarily"
-        found = await ActionStore(p.store).get(action.id)
-        assert found is not None
-        assert (found.state, found.approved_by) == (ActionState.DONE, "Grace Hopper")
+
+        async def done() -> Action | None:
+            found = await ActionStore(p.store).get(action.id)
+            return found if found is not None and found.state is ActionState.DONE else None
+
+        finished = await eventually(done, what="the action recorded done")
+        assert finished.approved_by == "Grace Hopper"
         await page.goto(f"{url}/accounts/{p.sandbox.account_id}/users/{ext}")
         await expect(page.locator("table.actions")).to_contain_text("done")
         await expect(page.locator("table.history")).to_contain_text("active → suspended")
