@@ -52,6 +52,7 @@ async def test_login_the_sandbox_account_cookie_flags_and_logout(
     async with running_api(api_settings(p.settings)) as url:
         context = await browser.new_context()
         page = await context.new_page()
+        await page.clock.install()  # the page's own timers, moved on by the test below
         await page.goto(f"{url}/")
         await expect(page).to_have_url(f"{url}/login")
         await page.fill("input[name=token]", API_TOKEN[::-1])
@@ -76,6 +77,14 @@ async def test_login_the_sandbox_account_cookie_flags_and_logout(
         assert API_TOKEN not in cookie["value"]
         assert await page.evaluate("document.cookie") == ""  # HttpOnly: no script reads it
 
+        # It refreshes itself within a minute, in place (no reload).
+        world.disable(world.ordered()[1].id)
+        await eventually(lambda: _suspended_count(p, 2), what="a second suspension mirrored")
+        await page.evaluate("window.stillHere = true")
+        await page.clock.run_for("00:31")
+        await expect(block.locator(".users-suspended")).to_have_text("suspended 2")
+        assert await page.evaluate("window.stillHere") is True
+
         await block.locator(".user-count").click()
         await page.click(f"a[href='/accounts/{account}/users/{changed}']")
         await expect(page.locator("table.history")).to_contain_text("active → suspended")
@@ -87,6 +96,12 @@ async def test_login_the_sandbox_account_cookie_flags_and_logout(
         await page.goto(f"{url}/")
         await expect(page).to_have_url(f"{url}/login")
         await context.close()
+
+
+async def _suspended_count(p: Pipeline, count: int) -> bool:
+    mirror = await p.mirror()
+    suspended = [ext for ext, row in mirror.items() if row.state.value == "suspended"]
+    return len(suspended) == count
 
 
 async def held_plan(p: Pipeline) -> tuple[Plan, list[str]]:
