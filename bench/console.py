@@ -39,6 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.app import create_app
+from api.console.facts import PAGE_SIZE
 from bench.stack import REDIS_URL, _forget, database
 from events.settings import Settings
 from tests.fixtures.receiver import serve_app
@@ -229,8 +230,10 @@ def figures(name: str, times: list[float]) -> dict[str, Any]:
         "server": name,
         "requests": len(times),
         "p50_ms": round(statistics.median(times), 2),
+        "p90_ms": round(times[max(int(len(times) * 0.9) - 1, 0)], 2),
         "p99_ms": round(times[max(int(len(times) * 0.99) - 1, 0)], 2),
         "mean_ms": round(statistics.fmean(times), 2),
+        "slowest_ms": [round(t, 1) for t in times[-5:]],
     }
 
 
@@ -244,7 +247,7 @@ async def bench(accounts: int, users: int, requests: int, kind: str) -> list[dic
                 console = Timed(create_app(settings))
                 async with serve_app(console) as url, logged_in(url) as http:
                     page = (await http.get("/")).content
-                    await ask(http, requests, pages=-(-accounts // 20))
+                    await ask(http, requests, pages=-(-accounts // PAGE_SIZE))
 
                 async def same_page(request: Request) -> Response:
                     return HTMLResponse(page)
@@ -272,6 +275,7 @@ def main() -> None:
     for result in results:
         print(
             f"{result['server']:<44} p50 {result['p50_ms']:>7.2f} ms   "
+            f"p90 {result['p90_ms']:>7.2f} ms   "
             f"p99 {result['p99_ms']:>7.2f} ms   mean {result['mean_ms']:>7.2f} ms   "
             f"({result['requests']} requests)"
         )

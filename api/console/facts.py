@@ -24,7 +24,7 @@ from workers.ringcentral.budget import Budget, GroupBudget, snapshots
 from workers.status import queue_report
 from workers.store import tables
 
-PAGE_SIZE: Final = 20
+PAGE_SIZE: Final = 10
 TRANSITIONS: Final = 6
 CHART_MINUTES: Final = 180
 
