@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -272,6 +273,8 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args()
     results = asyncio.run(bench(args.accounts, args.users, args.requests, args.database))
+    # Other work on the machine shows in server time: say how busy it was.
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for result in results:
         print(
             f"{result['server']:<44} p50 {result['p50_ms']:>7.2f} ms   "

@@ -145,6 +145,7 @@ async def test_hundreds_of_accounts_are_searched_and_paged(served: Served, store
     for n in range(45):
         added = await book.add(str(900_000 + n), f"Branch {n:02d}", "https://rc.example", "sealed")
         assert added is not None
+    await book.mark_failing("900040", "the token endpoint refused the JWT")
     async with httpx.AsyncClient(base_url=served.url) as http:
         await log_in(http)
         first = await http.get("/")
@@ -161,6 +162,12 @@ async def test_hundreds_of_accounts_are_searched_and_paged(served: Served, store
     assert blocks.findall(last.text) == every[(pages - 1) * PAGE_SIZE :]
     assert f"page {pages} of {pages}" in last.text
     assert blocks.findall(found.text) == ["900007"]
+    # What needs a look shows on every page, worst first: here an account on the last page.
+    look = re.search(r'<section class="attention-list">.*?</section>', first.text, re.S)
+    assert look is not None
+    items = re.findall(r"<li>(.*?)</li>", look.group(0), re.S)
+    assert "900040 Branch 40</a>: failing: the token endpoint refused the JWT" in items[0]
+    assert "no subscription" in items[1]
     assert blocks.findall(by_id.text) == ["900044"]
     smiths = [p for p in served.people if "smith" in (p.last or "").lower()]
     assert f"{len(smiths)} users" in users.text
