@@ -6,7 +6,8 @@ a few stored accounts, photographed by the system's headless Chromium.
 The sandbox account is mirrored (`ringsync resync`), subscribed through the real handshake, and
 then changes in the sandbox (a suspension, a deprovisioning, renamed users) reach the mirror
 through notifications; the other accounts are written straight into the store with three hours of
-activity and, for one, a held resync plan. Needs /usr/bin/chromium (`apt-get install chromium`).
+activity and, for one, a held resync plan; a suspension waits for approval. Needs
+/usr/bin/chromium (`apt-get install chromium`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from bench.console import TOKEN, seed_accounts
 from bench.stack import running_stack
 from scripts.connections import open_deps
 from tests.fixtures.receiver import serve_app
+from workers.actions import gate
+from workers.actions.decide import Kind
 from workers.subscription.renewal import ensure_subscription
 
 OTHERS = ["401234567", "401234590", "409000112"]
@@ -47,6 +50,8 @@ async def shoot(out: Path) -> None:
             await ensure_subscription(d)
         ids = [user.id for user in stack.sandbox.world.ordered()]
         await changes_arrive(stack, ids)
+        async with open_deps(stack.settings) as d:
+            await gate.propose(d, Kind.SUSPEND, ids[7], reason="left on Friday", by="Ada (HR)")
         await seed_accounts(stack.store, OTHERS, 30, datetime.now(UTC))
         settings = stack.settings.model_copy(update={"api_token": SecretStr(TOKEN)})
         from api.app import create_app
