@@ -55,10 +55,12 @@ def sessions(request: Request) -> Sessions:
 
 
 async def read_form(request: Request) -> dict[str, str] | None:
-    """A url-encoded form (each field's first value); None when it is too large."""
-    body = await request.body()
-    if len(body) > _FORM_LIMIT:
-        return None
+    """A url-encoded form (each field's first value); None once it is too large."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _FORM_LIMIT:
+            return None
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {name: values[0] for name, values in fields.items()}
 
@@ -98,6 +100,7 @@ async def login_page(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    # No CSRF token here: there is no session yet, and a forged login would need the API token.
     fields = await read_form(request) or {}
     if not token_matches(api_state(request).settings, fields.get("token", "")):
         return render(request, "login.html", {"error": "Wrong token."}, 401)

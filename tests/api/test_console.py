@@ -95,6 +95,8 @@ async def test_state_changes_need_the_sessions_csrf_token(
                 assert (await http.post(f"/actions/a1/{verb}", data=fields)).status_code == 403
         no_name = await http.post(approve, data={"csrf_token": csrf, "by": "  "})
         assert no_name.status_code == 422
+        huge = await http.post(approve, data={"csrf_token": csrf, "by": "x" * 20_000})
+        assert huge.status_code == 413
         found = await find_plan(store, plan_id)
         assert found is not None
         assert found.status == PENDING
