@@ -234,7 +234,7 @@ async def _decide(
             if isinstance(exc, SameApprover | Finished):
                 status = 403 if isinstance(exc, SameApprover) else 409
             return render(request, "error.html", {"message": str(exc)}, status)
-    log.info(f"action {verb}d in the console", extra={"action": action_id, "by": by})
+    log.info("action decided in the console", extra={"action": action_id, "verb": verb, "by": by})
     return _back(f"action-{verb}d", found.account_id)
 
 
