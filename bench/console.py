@@ -274,7 +274,7 @@ def main() -> None:
     args = parser.parse_args()
     results = asyncio.run(bench(args.accounts, args.users, args.requests, args.database))
     # Other work on the machine shows in server time: say how busy it was.
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    load = f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     for result in results:
         print(
             f"{result['server']:<44} p50 {result['p50_ms']:>7.2f} ms   "
@@ -282,6 +282,7 @@ def main() -> None:
             f"p99 {result['p99_ms']:>7.2f} ms   mean {result['mean_ms']:>7.2f} ms   "
             f"({result['requests']} requests)"
         )
+    print(load)
     print(orjson.dumps(results).decode())
 
 
