@@ -133,6 +133,9 @@ def attention(
         if sub is None or sub["status"] != "Active":
             reasons.append("no subscription" if sub is None else f"subscription {sub['status']}")
             rank = min(rank, 1)
+        elif sub["remaining"] is not None and not sub["remaining"]:
+            reasons.append("subscription expired")
+            rank = min(rank, 1)
         for what, count in sorted(waiting.get(account.account_id, {}).items()):
             reasons.append(f"{what} waiting: {count}")
         if reasons:

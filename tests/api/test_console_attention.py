@@ -1,0 +1,46 @@
+"""Which accounts the console says need a look, and in what order (pure: rows in, list out)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from api.console.facts import attention
+from api.console.queries import Listed
+
+
+def account(account_id: str, state: str = "active", reason: str | None = None) -> Listed:
+    return Listed(account_id, f"name {account_id}", state, reason, False, "https://rc")
+
+
+def sub(status: str, remaining: timedelta | None = timedelta(days=6)) -> dict[str, Any]:
+    return {"id": "s", "status": status, "expires_at": None, "remaining": remaining}
+
+
+def test_worst_first_and_the_healthy_left_out() -> None:
+    listed = [
+        account("1"),
+        account("2"),
+        account("3", "failing", "the token endpoint refused the JWT"),
+        account("4"),
+        account("5"),
+        account("6"),
+    ]
+    subs = {
+        "1": sub("Active"),
+        "2": sub("Active"),
+        "3": sub("Active"),
+        "4": sub("Blacklisted"),
+        "6": sub("Active", remaining=timedelta()),
+    }
+    waiting = {"2": {"proposed actions": 2, "held plans": 1}, "4": {"held plans": 1}}
+
+    found = [(a.account_id, reasons) for a, reasons in attention(listed, subs, waiting)]
+
+    assert found == [
+        ("3", ["failing: the token endpoint refused the JWT"]),
+        ("4", ["subscription Blacklisted", "held plans waiting: 1"]),
+        ("5", ["no subscription"]),
+        ("6", ["subscription expired"]),
+        ("2", ["held plans waiting: 1", "proposed actions waiting: 2"]),
+    ]
