@@ -56,22 +56,26 @@ _NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken
 
 
 class Timed:
-    """Wraps an ASGI app; records each HTTP request's server time (ms)."""
+    """Wraps an ASGI app; records each HTTP request's server time (ms) and the CPU time this
+    process spent meanwhile (ms; requests come one at a time, so it is the request's own, and
+    unlike the wall time it hardly moves with the machine's load)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.times: list[float] = []
+        self.cpu: list[float] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
 
         async def timed_send(message: Message) -> None:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 self.times.append((time.perf_counter() - began) * 1000)
+                self.cpu.append((time.process_time() - cpu) * 1000)
 
         await self.app(scope, receive, timed_send)
 
@@ -225,8 +229,9 @@ async def ask(http: httpx.AsyncClient, requests: int, pages: int) -> None:
             raise RuntimeError(f"dashboard answered {answer.status_code}")
 
 
-def figures(name: str, times: list[float]) -> dict[str, Any]:
-    times = sorted(times[5:])  # the first requests warm caches and connections
+def figures(name: str, timed: Timed) -> dict[str, Any]:
+    # The login and the first requests (which warm caches and connections) are left out.
+    times, cpu = sorted(timed.times[6:]), sorted(timed.cpu[6:])
     return {
         "server": name,
         "requests": len(times),
@@ -235,6 +240,8 @@ def figures(name: str, times: list[float]) -> dict[str, Any]:
         "p99_ms": round(times[max(int(len(times) * 0.99) - 1, 0)], 2),
         "mean_ms": round(statistics.fmean(times), 2),
         "slowest_ms": [round(t, 1) for t in times[-5:]],
+        "cpu_p50_ms": round(statistics.median(cpu), 2),
+        "cpu_p99_ms": round(cpu[max(int(len(cpu) * 0.99) - 1, 0)], 2),
     }
 
 
@@ -260,8 +267,8 @@ async def bench(accounts: int, users: int, requests: int, kind: str) -> list[dic
             finally:
                 await _forget(namespace)
     return [
-        figures(f"console dashboard ({accounts} accounts, {kind})", console.times[1:]),
-        figures("bare Starlette, same page", bare.times),
+        figures(f"console dashboard ({accounts} accounts, {kind})", console),
+        figures("bare Starlette, same page", bare),
     ]
 
 
@@ -277,10 +284,10 @@ def main() -> None:
     load = f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     for result in results:
         print(
-            f"{result['server']:<44} p50 {result['p50_ms']:>7.2f} ms   "
-            f"p90 {result['p90_ms']:>7.2f} ms   "
-            f"p99 {result['p99_ms']:>7.2f} ms   mean {result['mean_ms']:>7.2f} ms   "
-            f"({result['requests']} requests)"
+            f"{result['server']:<44} p50 {result['p50_ms']:>6.2f} ms  "
+            f"p90 {result['p90_ms']:>6.2f} ms  p99 {result['p99_ms']:>6.2f} ms  "
+            f"mean {result['mean_ms']:>6.2f} ms  ({result['requests']} requests; CPU "
+            f"p50 {result['cpu_p50_ms']:.2f} ms, p99 {result['cpu_p99_ms']:.2f} ms)"
         )
     print(load)
     print(orjson.dumps(results).decode())

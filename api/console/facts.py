@@ -77,8 +77,9 @@ async def dashboard_facts(
             shown, pages, total = search(listed, query, number)
             facts = {row.account_id: AccountFacts(row) for row in shown}
             budgets = asyncio.create_task(_budgets(state, shown))
-            subs = await queries.subscriptions(conn, now)
-            look = attention(listed, subs, await queries.waiting(conn))
+            health = await queries.subscription_health(conn, now)
+            look = attention(listed, health, await queries.waiting(conn))
+            subs = await queries.subscriptions(conn, [row.account_id for row in shown], now)
             if facts:
                 await _read(state, conn, facts, now)
             dead = await queries.dead_letters(conn)
@@ -117,10 +118,13 @@ async def _read(
 
 
 def attention(
-    listed: list[Listed], subs: dict[str, dict[str, Any]], waiting: dict[str, dict[str, int]]
+    listed: list[Listed],
+    subscriptions: dict[str, tuple[str, bool]],
+    waiting: dict[str, dict[str, int]],
 ) -> list[tuple[Listed, list[str]]]:
     """The accounts a person should look at, with why, worst first: failing credentials, then
-    subscriptions not `Active`, then decisions waiting (any page: paging hides nothing)."""
+    subscriptions missing, not `Active` or expired, then decisions waiting (any page: paging
+    hides nothing). `subscriptions`: each account's newest one's status word and expiry."""
     found: list[tuple[int, Listed, list[str]]] = []
     for account in listed:
         reasons, rank = [], 2
@@ -129,12 +133,9 @@ def attention(
                 f"{account.state}: {account.reason}" if account.reason else account.state
             )
             rank = 0
-        sub = subs.get(account.account_id)
-        if sub is None or sub["status"] != "Active":
-            reasons.append("no subscription" if sub is None else f"subscription {sub['status']}")
-            rank = min(rank, 1)
-        elif sub["remaining"] is not None and not sub["remaining"]:
-            reasons.append("subscription expired")
+        problem = _subscription_problem(*subscriptions.get(account.account_id, (None, False)))
+        if problem is not None:
+            reasons.append(problem)
             rank = min(rank, 1)
         for what, count in sorted(waiting.get(account.account_id, {}).items()):
             reasons.append(f"{what} waiting: {count}")
@@ -142,6 +143,14 @@ def attention(
             found.append((rank, account, reasons))
     found.sort(key=lambda item: item[0])
     return [(account, reasons) for _, account, reasons in found]
+
+
+def _subscription_problem(status: str | None, expired: bool) -> str | None:
+    if status is None:
+        return "no subscription"
+    if status != "Active":
+        return f"subscription {status}"
+    return "subscription expired" if expired else None
 
 
 async def _budgets(state: ApiState, accounts: list[Listed]) -> list[list[GroupBudget]]:

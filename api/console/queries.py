@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workers.accounts.store import AccountState
@@ -108,23 +108,44 @@ async def waiting(conn: AsyncConnection) -> dict[str, dict[str, int]]:
     return waiting
 
 
-async def subscriptions(conn: AsyncConnection, now: datetime) -> dict[str, dict[str, Any]]:
-    """Each account's newest subscription: RingCentral's status word and its remaining life."""
+def _newest_subscriptions(ids: list[str] | None) -> Any:
+    """Each account's newest subscription row (older ones stay as history)."""
     subs = tables.subscriptions.c
-    query = select(subs.account_id, subs.id, subs.status, subs.expiration_time, subs.deleted_at)
-    query = query.order_by(subs.created_at.desc(), subs.id)
-    newest: dict[str, dict[str, Any]] = {}
-    for row in (await conn.execute(query)).mappings():
-        if row["account_id"] in newest:
-            continue
+    rank = func.row_number().over(
+        partition_by=subs.account_id, order_by=(subs.created_at.desc(), subs.id)
+    )
+    query = select(tables.subscriptions, rank.label("rank"))
+    if ids is not None:
+        query = query.where(subs.account_id.in_(ids))
+    ranked = query.subquery()
+    return select(ranked).where(ranked.c.rank == 1).subquery()
+
+
+async def subscription_health(conn: AsyncConnection, now: datetime) -> dict[str, tuple[str, bool]]:
+    """Every account's newest subscription: RingCentral's status word ("Deleted" once we
+    deleted it) and whether it expired, judged in SQL (no row of history leaves the database)."""
+    newest = _newest_subscriptions(None)
+    word = case((newest.c.deleted_at.is_not(None), "Deleted"), else_=newest.c.status)
+    expired = and_(newest.c.expiration_time.is_not(None), newest.c.expiration_time <= now)
+    query = select(newest.c.account_id, word, case((expired, True), else_=False))
+    return {str(a): (str(w), bool(e)) for a, w, e in await conn.execute(query)}
+
+
+async def subscriptions(
+    conn: AsyncConnection, ids: list[str], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """The page's accounts' newest subscriptions: status word and remaining life."""
+    newest = _newest_subscriptions(ids)
+    found: dict[str, dict[str, Any]] = {}
+    for row in (await conn.execute(select(newest))).mappings():
         expires = row["expiration_time"]
-        newest[row["account_id"]] = {
+        found[row["account_id"]] = {
             "id": row["id"],
             "status": "Deleted" if row["deleted_at"] is not None else row["status"],
             "expires_at": expires,
             "remaining": None if expires is None else max(expires - now, timedelta()),
         }
-    return newest
+    return found
 
 
 async def last_events(conn: AsyncConnection, shown: list[Listed]) -> dict[str, datetime]:
