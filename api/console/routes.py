@@ -1,9 +1,10 @@
 """The console's routes: login and logout, the dashboard, an account's users, one user, and the
-forms that change something (approve a held plan, replay dead letters).
+forms that change something (approve a held plan, approve or reject a proposed action, replay
+dead letters).
 
 A page without a session redirects to the login page; a POST without a session or without its
-session's CSRF token is refused with 403 before anything is read from it. Work is only queued, as
-through `/v1`: a running `ringsync worker` carries it out.
+session's CSRF token is refused with 403 and nothing is done. Work is only queued, as through
+`/v1`: a running `ringsync worker` carries it out.
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ async def login(request: Request) -> Response:
     # No CSRF token here: there is no session yet, and a forged login would need the API token.
     fields = await read_form(request) or {}
     if not token_matches(api_state(request).settings, fields.get("token", "")):
+        # What was typed is never logged: it may be a real token for something else.
+        log.warning("console login refused", extra={"client": _client(request)})
         return render(request, "login.html", {"error": "Wrong token."}, 401)
+    log.info("console login", extra={"client": _client(request)})
     response = RedirectResponse("/", 303)
     await sessions(request).open(response, secure=is_https(request))
     return response
@@ -115,6 +119,10 @@ async def logout(
     response = RedirectResponse("/login", 303)
     await sessions(request).end(session, response, secure=is_https(request))
     return response
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _number(request: Request, name: str = "page") -> int:
