@@ -46,6 +46,7 @@ async def test_a_stranger_gets_the_login_page_and_a_wrong_token_nothing(served: 
         wrong = await http.post("/login", data={"token": API_TOKEN[::-1]})
         assert wrong.status_code == 401
         assert "Wrong token" in wrong.text
+        assert API_TOKEN[::-1] not in wrong.text  # what was typed is never echoed
         assert "set-cookie" not in wrong.headers
         forged = {"Cookie": f"{COOKIE}=made-up.0000"}
         assert (await http.get("/", headers=forged)).status_code == 303
