@@ -25,8 +25,9 @@ from scripts.connections import account_argument, open_account_deps, open_deps
 from scripts.db import run_against_store
 from workers.accounts.registry import acting_for
 from workers.actions import gate
+from workers.actions.action import Action
 from workers.actions.decide import ActionState, Kind
-from workers.actions.store import Action, ActionError, ActionStore
+from workers.actions.store import ActionError, ActionStore
 from workers.context import Deps
 from workers.store.identity import Store
 
