@@ -160,7 +160,8 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     from rich.table import Table
 
     table = Table(title=f"{len(actions)} actions", title_justify="left")
-    for heading in ("id", "account", "extension", "kind", "state", "by", "approved", "error"):
+    table.add_column("id", no_wrap=True)  # ids are what the other commands take: never cut
+    for heading in ("account", "extension", "kind", "state", "by", "approved", "error"):
         table.add_column(heading)
     for a in actions:
         table.add_row(
