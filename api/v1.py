@@ -21,10 +21,10 @@ from events.queue import RESYNC
 from workers.accounts.registry import acting_for
 from workers.accounts.store import AccountStore
 from workers.actions import gate
+from workers.actions.action import Action
 from workers.actions.decide import ActionState, Kind
 from workers.actions.gate import find_extension
 from workers.actions.store import (
-    Action,
     ActionError,
     ActionStore,
     Finished,

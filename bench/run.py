@@ -6,8 +6,9 @@ Runs, one after the other and each in its own process: the receiver (vs bare Sta
 pipeline (vs an arq no-op job; SQLite and PostgreSQL; 1 and 2 workers; a 10,000-user bulk
 change), API economy (vs the cheapest possible requests), the shared rate-limit budget (vs what
 the limits allow), sandbox paging (vs rendering alone), the 100,000-user resync when
-bench/resync.py is there, the 100,000-user roles sweep, and the receiver fuzz run (100,000
-cases; 5,000 with --quick).
+bench/resync.py is there, the 100,000-user roles sweep, 500 deprovisioning actions (60-second
+rate-limit windows; 6 with --quick), and the receiver fuzz run (100,000 cases; 5,000 with
+--quick).
 Writes results.json and chart.png to --out; with the default --out, also README's figures and
 docs/bench.png (see bench/report.py).
 """
@@ -216,6 +217,25 @@ def roles(quick: bool) -> tuple[list[Line], dict[str, Any]]:
     return lines, doc
 
 
+def actions(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    """500 deprovisions under RingCentral's default limits (`--quick`: 6-second windows)."""
+    window = "6" if quick else "60"
+    out, _ = _run("bench.actions", "--users", "500", "--window", window, timeout=3600)
+    doc: dict[str, Any] = orjson.loads(out.strip().splitlines()[-1])
+    n = f"{doc['users']:,} deprovisions"
+    throttled = sum(int(v) for v in (doc.get("throttled") or {}).values())
+    lines = [
+        Line("actions", f"Heavy requests, {n}", doc["heavy_requests"], doc["heavy_goal"],
+             "ceil(N / 50)"),
+        Line("actions", f"  Medium requests (suspends), {n}", doc["medium_requests"], doc["users"],
+             "one per user"),
+        Line("actions", f"  seconds, {n}", doc["wall_seconds"], doc["floor_seconds"],
+             f"floor at the limits ({doc['window_seconds']:.0f} s windows)"),
+        Line("actions", f"  429 responses, {n}", throttled, 0, "goal"),
+    ]  # fmt: skip
+    return lines, doc
+
+
 def fuzz(quick: bool) -> tuple[list[Line], dict[str, Any]]:
     cases, raw = ("5000", "1000") if quick else ("100000", "10000")
     _, doc = _run("bench.fuzz", "--cases", cases, "--raw", raw, "--json", "-", timeout=7200)
@@ -237,6 +257,7 @@ BENCHES: dict[str, Callable[[bool], tuple[list[Line], dict[str, Any]]]] = {
     "paging": paging,
     "resync": resync,
     "roles": roles,
+    "actions": actions,
     "fuzz": fuzz,
 }
 

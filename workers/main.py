@@ -27,7 +27,8 @@ from events.queue import (
 )
 from events.settings import Settings
 from workers.accounts.registry import Registry, for_every_account, scoped
-from workers.actions.run import delete_batch, run_action, sweep_actions
+from workers.actions.deletes import delete_batch
+from workers.actions.run import run_action, sweep_actions
 from workers.context import shutdown, startup
 from workers.delivery.courier import Courier, close_courier
 from workers.delivery.deliver import deliver
@@ -83,7 +84,11 @@ def functions(settings: Settings) -> list[Function]:
         job(renewed(scoped(renew_subscription), lease), RENEW, RENEWAL_TIMEOUT),
         job(bounded(scoped(read_roles), own), ROLES_READ, timeout),
         job(renewed(scoped(sweep_roles), lease), ROLES_SWEEP, LISTING_TIMEOUT),
-        job(bounded(scoped(run_action), own), ACTION_RUN, timeout),
+        job(
+            bounded(scoped(run_action, deferred_as=(ACTION_RUN, "light")), own),
+            ACTION_RUN,
+            timeout,
+        ),
         # Up to 50 extensions a Heavy call: a long queue of deletes waits for budget in between.
         job(renewed(scoped(delete_batch), lease), ACTIONS_DELETE, LISTING_TIMEOUT),
         job(renewed(scoped(sweep_actions), lease), ACTIONS_SWEEP, timeout),

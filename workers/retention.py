@@ -52,6 +52,7 @@ class Pruned:
     outbox: int
     dead_letters: int
     resync_plans: int
+    actions: int
 
 
 Remove = Callable[[AsyncConnection, list[Any]], Awaitable[object]]
@@ -63,6 +64,8 @@ async def prune(
     """Delete what retention lets go of, older than `before`; outbox rows that never had a
     delivery must be older than `unannounced_before` too (default: `before`)."""
     events, letters, plans = tables.events, tables.dead_letters, tables.resync_plans
+    actions = tables.actions
+    finished_actions = ("done", "failed", "rejected", "cancelled")
     unannounced = min(before, unannounced_before or before)
     all_finished = ~exists().where(_d.c.outbox_id == _o.c.id, _d.c.status.not_in(FINISHED))
     announced = exists().where(_d.c.outbox_id == _o.c.id)
@@ -95,6 +98,13 @@ async def prune(
             engine,
             select(plans.c.id).where(plans.c.status != PENDING, plans.c.created_at < before),
             lambda conn, ids: conn.execute(plans.delete().where(plans.c.id.in_(ids))),
+        ),
+        actions=await _in_batches(
+            engine,
+            select(actions.c.id).where(
+                actions.c.state.in_(finished_actions), actions.c.finished_at < before
+            ),
+            lambda conn, ids: conn.execute(actions.delete().where(actions.c.id.in_(ids))),
         ),
     )
 

@@ -101,6 +101,18 @@ class Rows:
             )
         return name
 
+    async def action(self, at: datetime, state: str) -> str:
+        name = f"action-{uuid.uuid4().hex}"
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                tables.actions.insert().values(
+                    id=name, account_id=self.account_id, extension_id="101", kind="suspend",
+                    state=state, reason="x", proposed_by="a", created_at=at, snapshot={},
+                    finished_at=at if state in ("done", "failed", "rejected") else None,
+                )
+            )  # fmt: skip
+        return name
+
     async def history(self, at: datetime) -> int:
         return await self.insert(
             tables.user_changes,
@@ -138,6 +150,8 @@ async def test_the_daily_prune_keeps_history_young_rows_and_everything_undeliver
     decided = {await rows.plan(OLD, "approved"), await rows.plan(OLD, "superseded")}
     held, young_plan = await rows.plan(OLD, "pending"), await rows.plan(YOUNG, "approved")
     history = {await rows.history(OLD), await rows.history(YOUNG)}
+    finished_actions = {await rows.action(OLD, "done"), await rows.action(OLD, "rejected")}
+    kept_actions = {await rows.action(OLD, "approved"), await rows.action(YOUNG, "failed")}
 
     settings = make_settings(
         database_url=database_url, retention_days=30, delivery_max_age=60 * 86_400
@@ -159,6 +173,8 @@ async def test_the_daily_prune_keeps_history_young_rows_and_everything_undeliver
     assert await rows.ids(tables.resync_plans) == {held, young_plan}
     assert decided.isdisjoint(await rows.ids(tables.resync_plans))
     assert await rows.ids(tables.user_changes) == history
+    assert await rows.ids(tables.actions) == kept_actions
+    assert finished_actions.isdisjoint(await rows.ids(tables.actions))
 
     # Nothing left to do: a second run (another day, another worker) changes nothing.
     async with open_deps(settings) as d:

@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import and_, func, select
 
 from events.queue import ACTION_RUN
+from workers.actions.action import Action, snapshot_of, subject_of
 from workers.actions.decide import ActionState, Kind, Protection, Refuse, Run, preflight
 from workers.actions.protection import protection
-from workers.actions.store import Action, ActionStore, Moved, NotFound, snapshot_of, subject_of
+from workers.actions.store import ActionStore, Moved, NotFound
 from workers.context import Deps
 from workers.delivery.outbox import announce
 from workers.store import tables
