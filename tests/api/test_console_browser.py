@@ -13,8 +13,9 @@ from tests.api.mirror import API_TOKEN, api_settings, running_api
 from tests.fixtures.pipeline import MakePipeline, Pipeline, eventually
 from tests.fixtures.resync import resync
 from workers.actions import gate
+from workers.actions.action import Action
 from workers.actions.decide import ActionState, Kind
-from workers.actions.store import Action, ActionStore
+from workers.actions.store import ActionStore
 from workers.resync.store import PENDING, Plan, find_plan, list_plans, pending_plans
 from workers.subscription.renewal import ensure_subscription
 
