@@ -52,13 +52,14 @@ class Page:
     attention: list[tuple[Listed, list[str]]] = field(default_factory=list)
 
 
-def search(rows: list[Listed], query: str, number: int) -> tuple[list[Listed], int, int]:
-    """The `number`th page (from 1) of the accounts whose id or name contains `query`."""
+def search(rows: list[Listed], query: str, number: int) -> tuple[list[Listed], int, int, int]:
+    """The `number`th page (from 1, kept within the pages there are) of the accounts whose id or
+    name contains `query`: that page's accounts, its number, the pages, the accounts found."""
     needle = query.strip().casefold()
     found = [r for r in rows if needle in r.account_id or needle in r.name.casefold()]
     pages = max(1, -(-len(found) // PAGE_SIZE))
     number = min(max(number, 1), pages)
-    return found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE], pages, len(found)
+    return found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE], number, pages, len(found)
 
 
 async def dashboard_facts(
@@ -74,20 +75,17 @@ async def dashboard_facts(
     async def from_sql() -> tuple[Page, dict[str, Any]]:
         async with state.engine.connect() as conn:
             listed = await queries.accounts(conn, default, state.settings.rc_server_url)
-            shown, pages, total = search(listed, query, number)
+            shown, shown_number, pages, total = search(listed, query, number)
             facts = {row.account_id: AccountFacts(row) for row in shown}
             budgets = asyncio.create_task(_budgets(state, shown))
             health = await queries.subscription_health(conn, now)
             look = attention(listed, health, await queries.waiting(conn))
-            subs = await queries.subscriptions(conn, [row.account_id for row in shown], now)
             if facts:
                 await _read(state, conn, facts, now)
             dead = await queries.dead_letters(conn)
         for one, found in zip(facts.values(), await budgets, strict=True):
             one.budgets = found
-            one.subscription = subs.get(one.account.account_id)
-        number_shown = min(max(number, 1), pages)
-        return Page(list(facts.values()), number_shown, pages, total, query, look), dead
+        return Page(list(facts.values()), shown_number, pages, total, query, look), dead
 
     (page, dead), queue = await asyncio.gather(
         from_sql(), queue_report(state.redis, state.settings)
@@ -99,6 +97,7 @@ async def _read(
     state: ApiState, conn: AsyncConnection, facts: dict[str, AccountFacts], now: datetime
 ) -> None:
     ids = list(facts)
+    subs = await queries.subscriptions(conn, ids, now)
     for account_id, user_state, count in await queries.users_by_state(conn, ids):
         facts[account_id].users[user_state] = count
     events = await queries.last_events(conn, [one.account for one in facts.values()])
@@ -111,6 +110,7 @@ async def _read(
     notified, changed = await state.minutes.read(conn, ids, now, CHART_MINUTES)
     keys = minutes_until(now, CHART_MINUTES)
     for account_id, one in facts.items():
+        one.subscription = subs.get(account_id)
         one.last_event_at = events.get(account_id)
         one.lag_seconds = lags.get(account_id)
         one.transitions = moves.get(account_id, [])
