@@ -74,12 +74,13 @@ async def dashboard_facts(
 
     async def from_sql() -> tuple[Page, dict[str, Any]]:
         async with state.engine.connect() as conn:
-            listed = await queries.accounts(conn, default, state.settings.rc_server_url)
-            shown, shown_number, pages, total = search(listed, query, number)
+            seen = state.overview.get() or state.overview.keep(
+                await queries.overview(conn, default, state.settings.rc_server_url, now)
+            )
+            shown, shown_number, pages, total = search(seen.accounts, query, number)
             facts = {row.account_id: AccountFacts(row) for row in shown}
             budgets = asyncio.create_task(_budgets(state, shown))
-            health = await queries.subscription_health(conn, now)
-            look = attention(listed, health, await queries.waiting(conn))
+            look = attention(seen.accounts, seen.subscriptions, seen.waiting)
             if facts:
                 await _read(state, conn, facts, now)
             dead = await queries.dead_letters(conn)

@@ -34,6 +34,26 @@ class Listed:
     server_url: str
 
 
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What covers every account: the accounts, each one's newest subscription (status word,
+    expired) and what waits for a person (held plans, proposed actions)."""
+
+    accounts: list[Listed]
+    subscriptions: dict[str, tuple[str, bool]]
+    waiting: dict[str, dict[str, int]]
+
+
+async def overview(
+    conn: AsyncConnection, default: str | None, server_url: str, now: datetime
+) -> Overview:
+    return Overview(
+        await accounts(conn, default, server_url),
+        await subscription_health(conn, now),
+        await waiting(conn),
+    )
+
+
 async def accounts(conn: AsyncConnection, default: str | None, server_url: str) -> list[Listed]:
     """Every account not removed, the default one first; the default account is listed even
     before a worker registered it (its users are mirrored under its id)."""

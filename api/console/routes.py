@@ -89,7 +89,11 @@ def form(handler: Form) -> Callable[[Request], Awaitable[Response]]:
         if session is None or not csrf_ok(session, fields.get(CSRF_FIELD)):
             message = "Missing or wrong CSRF token (or no session): reload the page and retry."
             return render(request, "error.html", {"message": message}, 403)
-        return await handler(request, api_state(request), session, fields)
+        state = api_state(request)
+        response = await handler(request, state, session, fields)
+        # What needs a look may have changed: the next page reads it afresh.
+        state.overview.forget()
+        return response
 
     return run
 

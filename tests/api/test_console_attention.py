@@ -1,8 +1,9 @@
-"""Which accounts the console says need a look, and in what order (pure: rows in, list out)."""
+"""Which accounts the console says need a look, in what order, and how long it keeps them."""
 
 from __future__ import annotations
 
 from api.console.facts import attention
+from api.console.kept import Kept
 from api.console.queries import Listed
 
 
@@ -41,3 +42,15 @@ def test_worst_first_and_the_healthy_left_out() -> None:
         ("6", ["subscription expired"]),
         ("2", ["held plans waiting: 1", "proposed actions waiting: 2"]),
     ]
+
+
+def test_the_overview_is_kept_for_its_ttl_and_forgotten_on_demand() -> None:
+    kept: Kept[str] = Kept(ttl=60.0)
+    assert kept.get() is None
+    assert kept.keep("read") == "read"
+    assert kept.get() == "read"
+    kept.forget()
+    assert kept.get() is None
+    stale: Kept[str] = Kept(ttl=0.0)
+    stale.keep("read")
+    assert stale.get() is None
