@@ -27,7 +27,7 @@ from workers.actions.store import ActionStore
 from workers.context import Deps, deps
 from workers.failures import guarded
 from workers.lock import RedisLock
-from workers.ringcentral.errors import ApiError
+from workers.ringcentral.errors import ApiError, RateLimited
 from workers.ringcentral.resources import Extension
 from workers.ringcentral.resources import Gone as ClientGone
 
@@ -79,6 +79,11 @@ async def _execute(d: Deps, book: ActionStore, action_id: str, job_id: object) -
     extra = {"action": action.id, "extension_id": action.extension_id, "job_id": job_id}
     try:
         return await _carry_out(d, book, action, resumed)
+    except RateLimited as exc:
+        # The account's budget is spent for now: come back when it has room, without spending
+        # one of the job's tries (a bulk of actions waits on the budget, it does not fail).
+        await queue_run(d, action, defer_by=max(exc.retry_after or 1.0, 1.0))
+        return "deferred"
     except ApiError as exc:  # RingCentral refused for good: the action fails with its code
         log.warning("action refused by RingCentral", extra={**extra, "error": exc.error_code})
         await finish(d, book, action, error=f"{exc.error_code or exc.status}: {exc}")
