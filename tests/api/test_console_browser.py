@@ -54,6 +54,8 @@ async def test_login_the_sandbox_account_cookie_flags_and_logout(
         context = await browser.new_context()
         page = await context.new_page()
         await page.clock.install()  # the page's own timers, moved on by the test below
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         await page.goto(f"{url}/")
         await expect(page).to_have_url(f"{url}/login")
         await page.fill("input[name=token]", API_TOKEN[::-1])
@@ -90,6 +92,10 @@ async def test_login_the_sandbox_account_cookie_flags_and_logout(
         await page.click(f"a[href='/accounts/{account}/users/{changed}']")
         await expect(page.locator("table.history")).to_contain_text("active → suspended")
         await expect(page.locator("table.events")).to_contain_text("user.suspended")
+
+        # The stylesheet, the script and the inline charts all pass the Content-Security-Policy.
+        assert not [e for e in errors if "Content Security Policy" in e]
+        assert await page.evaluate("getComputedStyle(document.body).margin") == "0px"
 
         await page.click("text=Log out")
         await expect(page).to_have_url(f"{url}/login")
