@@ -102,10 +102,10 @@ async def _read(
     for account_id, user_state, count in await queries.users_by_state(conn, ids):
         facts[account_id].users[user_state] = count
     events = await queries.last_events(conn, [one.account for one in facts.values()])
-    lags = await queries.lags(conn, ids)
+    lags = await queries.lags(conn, ids, now)
     for plan in await queries.pending_plans(conn, ids):
         facts[plan.account_id].plans.append(plan)
-    moves = await queries.transitions(conn, ids)
+    moves = await queries.transitions(conn, ids, now)
     for action in await queries.proposed_actions(conn, ids):
         facts[action["account_id"]].actions.append(action)
     notified, changed = await state.minutes.read(conn, ids, now, CHART_MINUTES)

@@ -20,6 +20,9 @@ from workers.resync.store import PENDING, Plan
 from workers.store import tables
 
 TRANSITIONS: Final = 6
+# How far back the newest transitions and the lag of the newest change are looked for.
+RECENT: Final = timedelta(days=30)
+LAG_WINDOW: Final = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +182,16 @@ async def last_events(conn: AsyncConnection, shown: list[Listed]) -> dict[str, d
     return {scopes[scope]: datetime.fromisoformat(value) for scope, value in found}
 
 
-async def lags(conn: AsyncConnection, ids: list[str]) -> dict[str, float]:
+async def lags(conn: AsyncConnection, ids: list[str], now: datetime) -> dict[str, float]:
     """Notification received → mirror changed, for each account's newest change a notification
-    caused (its `cause` is the notification's uuid)."""
+    caused (its `cause` is the notification's uuid) in the last day (the history's older rows,
+    however many, are never read)."""
     changes, events = tables.user_changes.c, tables.events.c
-    caused = and_(events.uuid == changes.cause, changes.account_id.in_(ids))
+    caused = and_(
+        events.uuid == changes.cause,
+        changes.account_id.in_(ids),
+        changes.changed_at >= now - LAG_WINDOW,
+    )
     newest = (
         select(func.max(changes.id))
         .select_from(tables.user_changes.join(tables.events, caused))
@@ -201,11 +209,15 @@ async def lags(conn: AsyncConnection, ids: list[str]) -> dict[str, float]:
     }
 
 
-async def transitions(conn: AsyncConnection, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The newest moves between states (who was suspended or deprovisioned, when, by what)."""
+async def transitions(
+    conn: AsyncConnection, ids: list[str], now: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """The newest moves between states (who was suspended or deprovisioned, when, by what) of
+    the last `RECENT` (so a long history is never read whole)."""
     changes, users = tables.user_changes.c, tables.users.c
     rank = func.row_number().over(partition_by=changes.account_id, order_by=changes.id.desc())
     moved = and_(
+        changes.changed_at >= now - RECENT,
         changes.account_id.in_(ids),
         changes.old_state.is_not(None),
         changes.old_state != changes.new_state,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from redis.asyncio import Redis
@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from api.console.facts import PAGE_SIZE
 from api.console.session import COOKIE
 from tests.api.conftest import Served
-from tests.api.mirror import API_TOKEN, T0
+from tests.api.mirror import API_TOKEN
 from workers.accounts.store import AccountStore
 from workers.decide import Observation
 from workers.resync.store import PENDING, find_plan, record_plan
@@ -115,8 +115,10 @@ async def test_state_changes_need_the_sessions_csrf_token(
 
 async def test_nothing_from_the_mirror_is_rendered_unescaped(served: Served, store: Store) -> None:
     evil = "<script>alert(1)</script>"
+    # Recent: the dashboard shows the transitions of the last 30 days.
+    recently = datetime.now(UTC) - timedelta(minutes=5)
     seen = Observation(
-        read_at=T0 + timedelta(days=1),
+        read_at=recently,
         status="Enabled",
         type="User",
         first_name=evil,
@@ -125,7 +127,7 @@ async def test_nothing_from_the_mirror_is_rendered_unescaped(served: Served, sto
         extension_number="666",
     )
     await store.reconcile(served.account_id, "666", seen, evil)
-    later = dataclasses.replace(seen, read_at=T0 + timedelta(days=2), status="Disabled")
+    later = dataclasses.replace(seen, read_at=recently + timedelta(minutes=1), status="Disabled")
     await store.reconcile(served.account_id, "666", later, evil)
     async with httpx.AsyncClient(base_url=served.url) as http:
         await log_in(http)
@@ -141,6 +143,8 @@ async def test_nothing_from_the_mirror_is_rendered_unescaped(served: Served, sto
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
         assert "script-src 'self'" in page.headers["content-security-policy"]
     assert "suspended" in pages[2].text
+    # The seed's own transitions (January) are older than the dashboard's 30 days.
+    assert pages[0].text.count('<td class="move">') == 1
 
 
 async def test_hundreds_of_accounts_are_searched_and_paged(served: Served, store: Store) -> None:
