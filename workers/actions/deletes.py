@@ -78,6 +78,7 @@ async def _delete_all(d: Deps) -> str:
             stale = [member for member, _ in found if member.decode() not in running]
             if stale:
                 await d.redis.zrem(_deleting(d), *stale)
+                await d.redis.srem(_sent(d), *stale)  # type: ignore[misc]
             found = [(m, at) for m, at in found if m.decode() in running]
             if not found:
                 return f"{sent} deleted"
