@@ -1,5 +1,6 @@
 """`ringsync api` as one ASGI app: `/healthz` (open), `/v1` and `/metrics` (RINGSYNC_API_TOKEN),
-`/scim/v2` (RINGSYNC_SCIM_TOKEN; absent without it). The SCIM token is no key to `/v1` nor the
+`/scim/v2` (RINGSYNC_SCIM_TOKEN; absent without it), and the console at `/` (a login with
+RINGSYNC_API_TOKEN opens a session). The SCIM token is no key to `/v1` nor the
 API token to `/scim/v2`. Store, Redis and queue are opened in the lifespan, never at import.
 """
 
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, request_response
 
+from api.console.app import create_console
 from api.guard import BearerGuard
 from api.metrics import metrics
 from api.openapi import openapi
@@ -83,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
             ),
             Mount("/v1", BearerGuard(v1, settings.api_token, _unauthorized)),
             Mount("/scim/v2", create_scim_app(settings)),
+            Mount("", create_console()),
         ],
         lifespan=lifespan,
     )

@@ -101,7 +101,7 @@ def document() -> dict[str, Any]:
                 **_post(
                     "propose a suspend, deprovision or reactivate; answers the action",
                     ProposeRequest,
-                    ("404", "422"),
+                    ("404", "422", "503"),
                     ok="201",
                 ),
             },

@@ -12,6 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
+from api.console.kept import Kept
+from api.console.minutes import MinuteCounts
+from api.console.queries import Overview
 from events.settings import Settings
 from workers.context import Deps
 from workers.store import tables
@@ -19,6 +22,8 @@ from workers.store.identity import Store
 
 # How long the default account is remembered (it is set once, by the first resync).
 DEFAULT_ACCOUNT_TTL: Final = 30.0
+# How long the console's overview of every account is reused (its pages refresh every 30 s).
+OVERVIEW_TTL: Final = 3.0
 
 
 @dataclass
@@ -27,6 +32,10 @@ class ApiState:
 
     deps: Deps
     _default: tuple[float, str | None] = field(default=(0.0, None), repr=False)
+    # The console's chart counts of complete minutes, and its overview of every account, kept
+    # between requests.
+    minutes: MinuteCounts = field(default_factory=MinuteCounts, repr=False)
+    overview: Kept[Overview] = field(default_factory=lambda: Kept(OVERVIEW_TTL), repr=False)
 
     @property
     def settings(self) -> Settings:

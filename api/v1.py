@@ -15,15 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.state import api_state
+from api.state import ApiState, api_state
 from events.queue import RESYNC
 from workers.accounts.registry import acting_for
 from workers.accounts.store import AccountStore
 from workers.actions import gate
+from workers.actions.action import Action
 from workers.actions.decide import ActionState, Kind
 from workers.actions.gate import find_extension
 from workers.actions.store import (
-    Action,
     ActionError,
     ActionStore,
     Finished,
@@ -36,6 +36,7 @@ from workers.lifecycle import State
 from workers.replay import replay_dead_letters, replay_users, stored_notifications
 from workers.resync.safeguard import PlanRefused, approvable
 from workers.resync.store import find_plan, pending_plans
+from workers.ringcentral.errors import RingCentralError
 from workers.status import account_rows, build_report
 from workers.store.listing import user_json
 
@@ -207,7 +208,18 @@ async def propose(request: Request) -> Response:
     if isinstance(body, Response):
         return body
     assert isinstance(body, ProposeRequest)
-    state = api_state(request)
+    try:
+        action = await _propose(api_state(request), body)
+    except ActionError as exc:
+        return _refusal(exc)
+    except RingCentralError as exc:  # the protection read: RingCentral is away or refuses us
+        return refuse(503, "unavailable", f"RingCentral: {exc}"[:200])
+    if isinstance(action, Response):
+        return action
+    return reply(action.as_json(), 201)
+
+
+async def _propose(state: ApiState, body: ProposeRequest) -> Action | Response:
     account_id = body.account_id
     if account_id is None:
         stored = [a for a in await AccountStore(state.store).list() if not a.is_default]
@@ -217,16 +229,10 @@ async def propose(request: Request) -> Response:
     async with acting_for(state.deps, account_id) as d:
         if d is None:
             return refuse(404, "not_found", f"no account {account_id}")
-        try:
-            extension_id = body.extension_id or await find_extension(
-                d, account_id, body.email or ""
-            )
-            action = await gate.propose(
-                d, body.kind, extension_id, reason=body.reason.strip(), by=body.by.strip()
-            )
-        except ActionError as exc:
-            return _refusal(exc)
-    return reply(action.as_json(), 201)
+        extension_id = body.extension_id or await find_extension(d, account_id, body.email or "")
+        return await gate.propose(
+            d, body.kind, extension_id, reason=body.reason.strip(), by=body.by.strip()
+        )
 
 
 Verb = Callable[[Deps, str, str], Awaitable[Action]]

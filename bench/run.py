@@ -8,7 +8,8 @@ change), API economy (vs the cheapest possible requests), the shared rate-limit 
 the limits allow), sandbox paging (vs rendering alone), the 100,000-user resync when
 bench/resync.py is there, the 100,000-user roles sweep, 500 deprovisioning actions (60-second
 rate-limit windows; 6 with --quick), many accounts (400 accounts' latency beside a bulk change,
-1,000 accounts' upkeep), and the receiver fuzz run (100,000 cases; 5,000 with --quick).
+1,000 accounts' upkeep), the console's dashboard with 200 accounts (vs a bare Starlette page),
+and the receiver fuzz run (100,000 cases; 5,000 with --quick).
 Writes results.json and chart.png to --out; with the default --out, also README's figures and
 docs/bench.png (see bench/report.py).
 """
@@ -257,6 +258,22 @@ def accounts(quick: bool) -> tuple[list[Line], dict[str, Any]]:
     return lines, doc
 
 
+def console(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    """Server time of the console's dashboard with 200 accounts (SQLite)."""
+    requests = "150" if quick else "400"
+    out, _ = _run("bench.console", "--accounts", "200", "--requests", requests, timeout=900)
+    ours, bare = orjson.loads(out.strip().splitlines()[-1])
+    where = "200 accounts, sqlite"
+    lines = [
+        Line("console", f"dashboard p50 ms ({where})", ours["p50_ms"], bare["p50_ms"],
+             "bare Starlette, same page"),
+        Line("console", f"  dashboard p99 ms ({where})", ours["p99_ms"], 50.0, "goal"),
+        Line("console", f"  CPU per dashboard, p99 ms ({where})", ours["cpu_p99_ms"], 50.0,
+             "goal"),
+    ]  # fmt: skip
+    return lines, {"results": [ours, bare]}
+
+
 def fuzz(quick: bool) -> tuple[list[Line], dict[str, Any]]:
     cases, raw = ("5000", "1000") if quick else ("100000", "10000")
     _, doc = _run("bench.fuzz", "--cases", cases, "--raw", raw, "--json", "-", timeout=7200)
@@ -280,6 +297,7 @@ BENCHES: dict[str, Callable[[bool], tuple[list[Line], dict[str, Any]]]] = {
     "roles": roles,
     "actions": actions,
     "accounts": accounts,
+    "console": console,
     "fuzz": fuzz,
 }
 

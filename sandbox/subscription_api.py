@@ -7,14 +7,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.delivery import HandshakeFailed, handshake
 from sandbox.gate import gated
-from sandbox.responses import invalid, json_response, missing, not_found, rc_error
+from sandbox.responses import invalid, json_object, json_response, missing, not_found, rc_error
 from sandbox.subscriptions import (
     DEFAULT_EXPIRES_IN,
     MAX_EXPIRES_IN,
@@ -23,14 +22,6 @@ from sandbox.subscriptions import (
     normalise_filter,
 )
 from sandbox.world import World
-
-
-async def _json(request: Request) -> dict[str, Any] | None:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _filters(body: dict[str, Any], world: World) -> list[str] | None:
@@ -59,7 +50,7 @@ def _unparsable() -> Response:
 
 @gated("Medium")
 async def create(request: Request, world: World) -> Response:
-    body = await _json(request)
+    body = await json_object(request)
     if body is None:
         return _unparsable()
     filters = _filters(body, world)
@@ -121,7 +112,7 @@ async def update(request: Request, world: World) -> Response:
     sub = world.subscription(request.path_params["subscription_id"])
     if sub is None:
         return not_found("subscriptionId")
-    body = await _json(request)
+    body = await json_object(request)
     if body is None:
         return _unparsable()
     filters = _filters(body, world)

@@ -11,28 +11,19 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.extensions import account_ok
 from sandbox.gate import gated
-from sandbox.responses import invalid, json_response, missing, not_found, rc_error
+from sandbox.responses import invalid, json_object, json_response, missing, not_found, rc_error
 from sandbox.world import World
 
 # ExtensionStatusEnumForUpdate and ExtensionStatusInfo.reason, from the spec.
 _STATUSES: Final = ("Enabled", "Disabled", "Frozen", "NotActivated")
 _REASONS: Final = ("Voluntarily", "Involuntarily")
 MAX_RECORDS: Final = 50
-
-
-async def _json_object(request: Request) -> dict[str, Any] | None:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _failure(world: World, extension_id: str) -> tuple[int, str] | None:
@@ -47,7 +38,7 @@ async def update_extension(request: Request, world: World) -> Response:
     user = world.find(extension_id)
     if user is None:
         return not_found("extensionId")
-    body = await _json_object(request)
+    body = await json_object(request)
     if body is None:
         return invalid("body")
     fields: dict[str, Any] = {}
@@ -74,7 +65,7 @@ async def update_extension(request: Request, world: World) -> Response:
 async def delete_extensions(request: Request, world: World) -> Response:
     if request.path_params["account_id"] not in ("~", world.account_id):
         return not_found("accountId")
-    body = await _json_object(request)
+    body = await json_object(request)
     if body is None:
         return invalid("body")
     records = body.get("records")

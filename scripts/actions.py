@@ -25,8 +25,9 @@ from scripts.connections import account_argument, open_account_deps, open_deps
 from scripts.db import run_against_store
 from workers.accounts.registry import acting_for
 from workers.actions import gate
+from workers.actions.action import Action
 from workers.actions.decide import ActionState, Kind
-from workers.actions.store import Action, ActionError, ActionStore
+from workers.actions.store import ActionError, ActionStore
 from workers.context import Deps
 from workers.store.identity import Store
 
@@ -159,7 +160,8 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     from rich.table import Table
 
     table = Table(title=f"{len(actions)} actions", title_justify="left")
-    for heading in ("id", "account", "extension", "kind", "state", "by", "approved", "error"):
+    table.add_column("id", no_wrap=True)  # ids are what the other commands take: never cut
+    for heading in ("account", "extension", "kind", "state", "by", "approved", "error"):
         table.add_column(heading)
     for a in actions:
         table.add_row(

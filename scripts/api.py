@@ -1,4 +1,5 @@
-"""`ringsync api [--host 127.0.0.1] [--port 8001]`: the API, SCIM and the metrics on uvicorn."""
+"""`ringsync api [--host 127.0.0.1] [--port 8001]`: the console, the API, SCIM and the metrics on
+uvicorn."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from scripts.cli import BadSettings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("api", help="serve the API, SCIM 2.0 and the metrics")
+    parser = subparsers.add_parser(
+        "api", help="serve the console, the API, SCIM 2.0 and the metrics"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8001, help="port to bind (default 8001)")
     parser.set_defaults(run=serve)

@@ -5,7 +5,8 @@
 # Uses Redis on 127.0.0.1:6379 and PostgreSQL at postgresql://postgres@127.0.0.1:5432/test when
 # they answer; otherwise starts private ones (installing the OS packages when running as root).
 # Exports REDIS_URL, and with RINGSYNC_SETUP=test (scripts/test) also RINGSYNC_TEST_POSTGRES_URL
-# (empty when no PostgreSQL could be had) and the compose tool the deployment test uses.
+# (empty when no PostgreSQL could be had), the compose tool the deployment test uses and the
+# headless Chromium (+ its chromedriver) the console's browser tests drive.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -101,4 +102,10 @@ if [ "${RINGSYNC_SETUP:-}" = "test" ] && ! docker compose version >/dev/null 2>&
   ! command -v docker-compose >/dev/null; then
   apt_install docker-compose ||
     say "WARNING: no docker compose or docker-compose; the compose file test will be skipped"
+fi
+
+# --- Chromium (the console's browser tests drive the system browser, never a downloaded one) ---
+if [ "${RINGSYNC_SETUP:-}" = "test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
+  apt_install chromium chromium-driver ||
+    say "WARNING: no /usr/bin/chromium and /usr/bin/chromedriver (install the chromium and chromium-driver packages as root); the browser tests will be skipped"
 fi

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.commands",
     "tests.fixtures.sink",
     "tests.fixtures.renewal",
+    "tests.fixtures.browser",
 ]

@@ -118,7 +118,15 @@ def test_dockerfile_builds_a_non_root_ringsync_image() -> None:
     assert 'ENTRYPOINT ["ringsync"]' in lines
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignored  # only what the package needs is sent to the build
-    for needed in ("pyproject.toml", "events", "workers", "scripts", "sandbox", "migrations"):
+    for needed in (
+        "pyproject.toml",
+        "events",
+        "workers",
+        "api",
+        "scripts",
+        "sandbox",
+        "migrations",
+    ):
         assert f"!{needed}" in ignored
 
 

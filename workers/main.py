@@ -28,7 +28,8 @@ from events.queue import (
 )
 from events.settings import Settings
 from workers.accounts.registry import Registry, for_every_account, scoped
-from workers.actions.run import delete_batch, run_action, sweep_actions
+from workers.actions.deletes import delete_batch
+from workers.actions.run import run_action, sweep_actions
 from workers.activity.scan import scan_activity
 from workers.context import shutdown, startup
 from workers.delivery.courier import Courier, close_courier

@@ -15,9 +15,10 @@ The public API (callers hold the `Deps` of the action's account; see `workers.co
   it is no longer proposed (cancel also takes an approved one), `store.NotFound`.
 - `ActionStore(store).list(account_id=None, state=None, extension_id=None)`, `.get(id)`,
   `.counts(max_per_hour, account_id=None)` (`{state: n, ..., "waiting": n}`): read side.
-- `Action.as_json()`: the action as events, `--json` and `/v1` show it.
+- `action.Action` and its `as_json()`: the action as events, `--json` and `/v1` show it.
 
-Modules: `decide` (pure: preflight, execution verdict, approval rule, hourly cap), `store` (rows
-and `action.*` outbox events, one transaction each), `protection` (operator and credential
-owner), `gate` (the calls above), `run` (the worker jobs: execute, batched deletes, sweep).
+Modules: `decide` (pure: preflight, execution verdict, approval rule, hourly cap), `action` (the
+record), `store` (rows, one transaction each), `audit` (the `action.*` outbox events),
+`protection` (operator and credential owner), `gate` (the calls above), `run` (the execution
+job and the sweep), `deletes` (bulk deletes, 50 a call), `outcome` (mirror and record).
 """

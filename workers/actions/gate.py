@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import and_, func, select
 
 from events.queue import ACTION_RUN
+from workers.actions.action import Action, snapshot_of, subject_of
 from workers.actions.decide import ActionState, Kind, Protection, Refuse, Run, preflight
 from workers.actions.protection import protection
-from workers.actions.store import Action, ActionStore, Moved, NotFound, snapshot_of, subject_of
+from workers.actions.store import ActionStore, Moved, NotFound
 from workers.context import Deps
 from workers.delivery.outbox import announce
 from workers.store import tables
@@ -129,7 +130,8 @@ async def _after(d: Deps, moved: Moved) -> Action:
 
 async def queue_run(d: Deps, action: Action, *, defer_by: float = 0.0) -> None:
     """Queue the execution of `action` (`d` acts for its account). One job per action and
-    minute it is due: a running job re-queueing itself, or the sweep, queues no duplicate."""
-    due = int((time.time() + defer_by) // 60)
+    second it is due: the sweep queues no duplicate of one already queued, and a running job
+    re-queueing itself for later is never swallowed by its own id."""
+    due = int(time.time() + defer_by)
     job_id = d.settings.root_key("action", action.id, str(due) if defer_by else "now")
     await d.queue.enqueue(ACTION_RUN, action.id, job_id=job_id, defer_by=defer_by)

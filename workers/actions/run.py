@@ -5,35 +5,29 @@ compare-and-set that makes it run once, within the account's hourly cap), re-rea
 (with their roles and the account's protected extensions), ask `decide.execution`, then write.
 A suspend or reactivate is one PUT; its answer is RingCentral's read of the user afterwards and
 goes through the mirror's normal path (`user.suspended`, ...). A deprovision suspends first when
-needed, then joins the account's delete queue: `delete_batch` sends up to 50 extensions a call
-(Heavy) and records each one's outcome.
+needed, then joins the account's delete queue (`workers.actions.deletes`).
 
 A job that dies after its write and before its record leaves the action `running`; its retry
 (or the sweep) finds the lock free and re-reads: the write's result is there, so the action is
-done without writing again (`decide.execution(resumed=True)`). Ids whose bulk delete went out
-unrecorded are re-read before they are sent again.
+done without writing again (`decide.execution(resumed=True)`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Final
 
-from events.queue import ACTIONS_DELETE
-from workers.actions.decide import FINISHED, ActionState, Kind, Refuse, Step, Subject, execution
+from workers.actions.action import Action
+from workers.actions.decide import FINISHED, ActionState, Refuse, Step, Subject, execution
+from workers.actions.deletes import queue_delete, queue_pending_deletes
 from workers.actions.gate import queue_run
+from workers.actions.outcome import finish, mirror
 from workers.actions.protection import protection
-from workers.actions.store import Action, ActionStore
+from workers.actions.store import ActionStore
 from workers.context import Deps, deps
-from workers.decide import Gone
-from workers.delivery.outbox import announce
 from workers.failures import guarded
 from workers.lock import RedisLock
-from workers.observe import observe
-from workers.reconcile import policy
-from workers.ringcentral.client import DELETE_CHUNK
-from workers.ringcentral.errors import ApiError
+from workers.ringcentral.errors import ApiError, RateLimited
 from workers.ringcentral.resources import Extension
 from workers.ringcentral.resources import Gone as ClientGone
 
@@ -43,8 +37,6 @@ log = logging.getLogger(__name__)
 # mid-action frees it this long after, and the action's retry resumes it.
 LOCK_TTL: Final = 10.0
 _STATUS_FOR: Final = {Step.SUSPEND: "Disabled", Step.REACTIVATE: "Enabled"}
-# How long a queued delete may wait for others to fill its call (see `_gathering`).
-GATHER: Final = 60.0
 
 
 async def run_action(ctx: dict[str, Any], action_id: str) -> str:
@@ -87,9 +79,14 @@ async def _execute(d: Deps, book: ActionStore, action_id: str, job_id: object) -
     extra = {"action": action.id, "extension_id": action.extension_id, "job_id": job_id}
     try:
         return await _carry_out(d, book, action, resumed)
+    except RateLimited as exc:
+        # The account's budget is spent for now: come back when it has room, without spending
+        # one of the job's tries (a bulk of actions waits on the budget, it does not fail).
+        await queue_run(d, action, defer_by=max(exc.retry_after or 1.0, 1.0))
+        return "deferred"
     except ApiError as exc:  # RingCentral refused for good: the action fails with its code
         log.warning("action refused by RingCentral", extra={**extra, "error": exc.error_code})
-        await _finish(d, book, action, error=f"{exc.error_code or exc.status}: {exc}")
+        await finish(d, book, action, error=f"{exc.error_code or exc.status}: {exc}")
         return "failed"
 
 
@@ -111,9 +108,9 @@ async def _carry_out(d: Deps, book: ActionStore, action: Action, resumed: bool) 
     snapshot = Subject.from_snapshot(ext, action.snapshot)
     verdict = execution(action.kind, snapshot, fresh, facts, resumed=resumed)
     # What we just read is RingCentral's own answer: the mirror takes it either way.
-    await _mirror(d, ext, found, action.id)
+    await mirror(d, ext, found, action.id)
     if isinstance(verdict, Refuse):
-        await _finish(d, book, action, error=verdict.reason)
+        await finish(d, book, action, error=verdict.reason)
         return "failed"
     for step in verdict.steps:
         if step is Step.DELETE:
@@ -125,151 +122,9 @@ async def _carry_out(d: Deps, book: ActionStore, action: Action, resumed: bool) 
             reason="Involuntarily" if step is Step.SUSPEND else None,
             comment=action.reason,
         )
-        await _mirror(d, ext, answer, action.id)
-    await _finish(d, book, action)
+        await mirror(d, ext, answer, action.id)
+    await finish(d, book, action)
     return "done"
-
-
-async def _mirror(
-    d: Deps, extension_id: str, found: Extension | ClientGone, action_id: str
-) -> None:
-    """Write RingCentral's answer through the mirror's normal path (and announce its events)."""
-    _, rows = await d.store.reconcile(
-        await d.account_id(), extension_id, observe(found), f"action:{action_id}", policy(d)
-    )
-    await announce(d, rows)
-
-
-async def _finish(d: Deps, book: ActionStore, action: Action, *, error: str | None = None) -> None:
-    moved = await book.finish(action.id, error=error)
-    if moved is not None:
-        await announce(d, moved.rows)
-        log.info(
-            "action finished",
-            extra={
-                "action": action.id,
-                "extension_id": action.extension_id,
-                "state": str(moved.action.state),
-                "error": error,
-            },
-        )
-
-
-# --- deprovisions: the account's delete queue, sent 50 extensions a call ----------------------
-
-
-def _deleting(d: Deps) -> str:
-    return d.settings.key("actions", "deleting")
-
-
-def _sent(d: Deps) -> str:
-    return d.settings.key("actions", "deleting", "sent")
-
-
-async def queue_delete(d: Deps, action: Action) -> None:
-    """Put a running deprovision in the account's delete queue and make sure a batch runs."""
-    await d.redis.zadd(_deleting(d), {action.id: time.time()}, nx=True)
-    await d.queue.enqueue(ACTIONS_DELETE, job_id=d.settings.key("actions", "delete", "now"))
-
-
-async def delete_batch(ctx: dict[str, Any]) -> str:
-    """Send the account's queued deletes, up to 50 extensions a call, until none is left."""
-    return await guarded(ctx, "delete_batch", {}, lambda: _delete_all(deps(ctx)))
-
-
-async def _delete_all(d: Deps) -> str:
-    lock = RedisLock(d.redis, d.settings.key("actions", "deleting", "lock"), ttl=LOCK_TTL, wait=0)
-    if not await lock.acquire():
-        # Another batch is under way; look again shortly in case it ended before our ids came.
-        await d.queue.enqueue(
-            ACTIONS_DELETE, job_id=d.settings.key("actions", "delete", "later"), defer_by=1.0
-        )
-        return "busy"
-    book = ActionStore(d.store)
-    sent = 0
-    try:
-        while True:
-            found = await d.redis.zrange(_deleting(d), 0, DELETE_CHUNK - 1, withscores=True)
-            if not found:
-                return f"{sent} deleted"
-            if len(found) < DELETE_CHUNK and await _gathering(d, book, oldest=found[0][1]):
-                await d.queue.enqueue(
-                    ACTIONS_DELETE,
-                    job_id=d.settings.key("actions", "delete", "later"),
-                    defer_by=1.0,
-                )
-                return f"{sent} deleted; gathering"
-            queued = [member.decode() for member, _ in found]
-            sent += await _delete_chunk(d, book, queued)
-            await d.redis.zrem(_deleting(d), *queued)
-            await d.redis.srem(_sent(d), *queued)  # type: ignore[misc]
-    finally:
-        await lock.release()
-
-
-async def _gathering(d: Deps, book: ActionStore, *, oldest: float) -> bool:
-    """Whether to wait for a fuller call: more deprovisions of the account are on their way
-    (approved, or still suspending) and the oldest queued one has waited less than `GATHER`.
-    Heavy calls are 10 a minute: one per extension would spend them 50 times faster."""
-    if time.time() - oldest >= GATHER:
-        return False
-    account_id = await d.account_id()
-    coming = [a for a in await book.due(account_id) if a.kind is Kind.DEPROVISION]
-    queued: int = await d.redis.zcard(_deleting(d))
-    return len(coming) > queued
-
-
-async def _delete_chunk(d: Deps, book: ActionStore, queued: list[str]) -> int:
-    resent = {i.decode() for i in await d.redis.smembers(_sent(d))}  # type: ignore[misc]
-    ready: list[Action] = []
-    for action_id in queued:
-        action = await book.get(action_id)
-        if (
-            action is None
-            or action.state is not ActionState.RUNNING
-            or action.kind is not Kind.DEPROVISION
-        ):
-            continue
-        if action_id in resent:
-            # Its delete went out before a crash, unrecorded: RingCentral's read says what is left.
-            found = await d.client.get_extension(action.extension_id)
-            if isinstance(found, ClientGone) or found.status == "Unassigned":
-                await _mirror(d, action.extension_id, found, action.id)
-                await _finish(d, book, action)
-                continue
-        ready.append(action)
-    if not ready:
-        return 0
-    await d.redis.sadd(_sent(d), *(a.id for a in ready))  # type: ignore[misc]
-    account_id = await d.account_id()
-    try:
-        result = await d.client.delete_extensions(account_id, [a.extension_id for a in ready])
-    except ApiError as exc:  # the whole call refused: every action in it fails with the code
-        for action in ready:
-            await _finish(d, book, action, error=f"{exc.error_code or exc.status}: {exc}")
-        return 0
-    outcomes = {item.id: item for item in result.records}
-    deleted = 0
-    for action in ready:
-        item = outcomes.get(action.extension_id)
-        if item is not None and item.bulk_item_successful:
-            # RingCentral's own answer to our request: the extension is gone.
-            _, rows = await d.store.reconcile(
-                account_id,
-                action.extension_id,
-                Gone(read_at=result.read_at),
-                f"action:{action.id}",
-                policy(d),
-            )
-            await announce(d, rows)
-            await _finish(d, book, action)
-            deleted += 1
-        else:
-            code = item.error_code if item is not None else None
-            await _finish(
-                d, book, action, error=f"{code or 'no outcome'}: RingCentral did not delete it"
-            )
-    return deleted
 
 
 async def sweep_actions(ctx: dict[str, Any]) -> str:
@@ -279,6 +134,5 @@ async def sweep_actions(ctx: dict[str, Any]) -> str:
     due = await ActionStore(d.store).due(await d.account_id())
     for action in due:
         await queue_run(d, action)
-    if await d.redis.zcard(_deleting(d)):
-        await d.queue.enqueue(ACTIONS_DELETE, job_id=d.settings.key("actions", "delete", "now"))
+    await queue_pending_deletes(d)
     return f"{len(due)} due"

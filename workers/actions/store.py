@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -18,6 +18,8 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from workers.actions.action import Action, from_row, snapshot_of, subject_of
+from workers.actions.audit import write_event
 from workers.actions.decide import (
     AUTO_APPROVABLE,
     FINISHED,
@@ -26,12 +28,10 @@ from workers.actions.decide import (
     Kind,
     Protection,
     Refuse,
-    Subject,
     may_approve,
     preflight,
     waiting,
 )
-from workers.decide import TRACKED_FIELDS, UserRow
 from workers.store import tables
 from workers.store.engine import lock_users, write_transaction
 from workers.store.identity import OutboxRow, Store
@@ -64,58 +64,11 @@ class Refused(ActionError):
 
 
 @dataclass(frozen=True)
-class Action:
-    id: str
-    account_id: str
-    extension_id: str
-    kind: Kind
-    state: ActionState
-    reason: str
-    proposed_by: str
-    approved_by: str | None
-    decided_by: str | None
-    created_at: datetime
-    decided_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    error: str | None
-    snapshot: dict[str, Any]
-
-    def as_json(self) -> dict[str, Any]:
-        """The action as events, `--json` and `/v1` show it."""
-        out = asdict(self)
-        out.update(kind=str(self.kind), state=str(self.state))
-        for name in ("created_at", "decided_at", "started_at", "finished_at"):
-            value = out[name]
-            out[name] = value.isoformat() if value is not None else None
-        return out
-
-
-@dataclass(frozen=True)
 class Moved:
     """An action after a move, and the outbox rows the move wrote (to announce)."""
 
     action: Action
     rows: list[OutboxRow]
-
-
-def _action(m: Any) -> Action:
-    values = dict(m)
-    values.update(kind=Kind(values["kind"]), state=ActionState(values["state"]))
-    values["snapshot"] = dict(values["snapshot"] or {})
-    return Action(**values)
-
-
-def snapshot_of(row: UserRow) -> dict[str, Any]:
-    """The user as mirrored, as an action keeps it (JSON-ready)."""
-    kept = {name: getattr(row, name) for name in TRACKED_FIELDS}
-    kept["site"] = dict(row.site) if row.site is not None else None
-    kept["state"] = str(row.state)
-    return kept
-
-
-def subject_of(extension_id: str, row: UserRow) -> Subject:
-    return Subject.from_snapshot(extension_id, snapshot_of(row))
 
 
 def _now() -> datetime:
@@ -132,7 +85,7 @@ class ActionStore:
     async def get(self, action_id: str) -> Action | None:
         async with self._engine.connect() as conn:
             found = (await conn.execute(select(_a).where(_a.c.id == action_id))).mappings().first()
-        return _action(found) if found is not None else None
+        return from_row(found) if found is not None else None
 
     async def list(
         self,
@@ -150,7 +103,7 @@ class ActionStore:
         if extension_id is not None:
             query = query.where(_a.c.extension_id == extension_id)
         async with self._engine.connect() as conn:
-            return [_action(m) for m in (await conn.execute(query)).mappings()]
+            return [from_row(m) for m in (await conn.execute(query)).mappings()]
 
     async def propose(
         self,
@@ -191,7 +144,7 @@ class ActionStore:
                     snapshot=snapshot_of(row),
                 )
             )
-            rows = [await _announce(conn, action_id, None, now)]
+            rows = [await write_event(conn, await _select(conn, action_id), None, now)]
             if kind in auto_approve and kind in AUTO_APPROVABLE:
                 moved = await _move(
                     conn,
@@ -203,7 +156,11 @@ class ActionStore:
                     decided_at=now,
                 )
                 assert moved  # the row was inserted by this transaction
-                rows.append(await _announce(conn, action_id, ActionState.PROPOSED, now))
+                rows.append(
+                    await write_event(
+                        conn, await _select(conn, action_id), ActionState.PROPOSED, now
+                    )
+                )
             action = await _select(conn, action_id)
         return Moved(action, rows)
 
@@ -242,7 +199,7 @@ class ActionStore:
             await lock_users(conn, current.account_id, [current.extension_id])
             if not await _move(conn, action_id, current.state, target, **values):
                 raise Finished(f"action {action_id} was decided meanwhile: nothing changes")
-            row = await _announce(conn, action_id, current.state, now)
+            row = await write_event(conn, await _select(conn, action_id), current.state, now)
             action = await _select(conn, action_id)
         return Moved(action, [row])
 
@@ -277,7 +234,7 @@ class ActionStore:
             )
             if not moved:
                 return None
-            row = await _announce(conn, action_id, ActionState.RUNNING, now)
+            row = await write_event(conn, await _select(conn, action_id), ActionState.RUNNING, now)
             action = await _select(conn, action_id)
         return Moved(action, [row])
 
@@ -289,7 +246,7 @@ class ActionStore:
             query = query.where(_a.c.account_id == account_id)
         async with self._engine.connect() as conn:
             found = await conn.execute(query.order_by(_a.c.created_at, _a.c.id))
-            return [_action(m) for m in found.mappings()]
+            return [from_row(m) for m in found.mappings()]
 
     async def counts(self, max_per_hour: int, account_id: str | None = None) -> dict[str, int]:
         """Actions by state, plus `waiting`: approved ones the hourly cap holds back."""
@@ -327,7 +284,7 @@ def _verb(target: ActionState) -> str:
 
 
 async def _select(conn: AsyncConnection, action_id: str) -> Action:
-    return _action((await conn.execute(select(_a).where(_a.c.id == action_id))).mappings().one())
+    return from_row((await conn.execute(select(_a).where(_a.c.id == action_id))).mappings().one())
 
 
 async def _move(
@@ -345,58 +302,3 @@ async def _move(
 async def _started_since(conn: AsyncConnection, account_id: str, since: datetime) -> int:
     query = select(func.count()).where(_a.c.account_id == account_id, _a.c.started_at >= since)
     return int((await conn.execute(query)).scalar_one())
-
-
-EVENT_FOR: Final = {
-    ActionState.PROPOSED: "action.proposed",
-    ActionState.APPROVED: "action.approved",
-    ActionState.REJECTED: "action.rejected",
-    ActionState.CANCELLED: "action.rejected",
-    ActionState.DONE: "action.done",
-    ActionState.FAILED: "action.failed",
-}
-
-
-async def _announce(
-    conn: AsyncConnection, action_id: str, previous: ActionState | None, now: datetime
-) -> OutboxRow:
-    """Write the `action.*` outbox row for the action's current state, with the user's next
-    sequence number (the caller holds the user's write lock)."""
-    action = await _select(conn, action_id)
-    users, outbox = tables.users, tables.outbox
-    key = and_(users.c.account_id == action.account_id, users.c.extension_id == action.extension_id)
-    sequence = int((await conn.execute(select(users.c.sequence).where(key))).scalar_one()) + 1
-    await conn.execute(update(users).where(key).values(sequence=sequence))
-    event_id = str(uuid.uuid4())
-    event_type = EVENT_FOR[action.state]
-    # The shape of every outbox event (see `workers.decide.event_payload`): `state` and
-    # `previous_state` are the action's, `user` the snapshot, and `action` the action itself.
-    payload = {
-        "type": event_type,
-        "event_id": event_id,
-        "occurred_at": now.isoformat(),
-        "sequence": sequence,
-        "cause": f"action:{action.id}",
-        "account_id": action.account_id,
-        "extension_id": action.extension_id,
-        "state": str(action.state),
-        "previous_state": str(previous) if previous is not None else None,
-        "user": action.snapshot,
-        "diffs": {},
-        "action": action.as_json(),
-    }
-    await conn.execute(
-        outbox.insert().values(
-            event_id=event_id,
-            account_id=action.account_id,
-            extension_id=action.extension_id,
-            type=event_type,
-            sequence=sequence,
-            occurred_at=now,
-            payload=payload,
-            cause=payload["cause"],
-            created_at=now,
-        )
-    )
-    row = (await conn.execute(select(outbox).where(outbox.c.event_id == event_id))).one()
-    return OutboxRow(**row._mapping)

@@ -24,7 +24,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -146,16 +146,12 @@ class Budget:
             self._settings.key("ratelimit", group, "log"),
         ]
 
-    async def _run(self, group: str, *, take: bool) -> list[Any]:
+    def _args(self, group: str, *, take: bool) -> list[str | int]:
         limit, window = self._defaults.get(group.lower(), UNKNOWN_GROUP_LIMIT)
-        member = uuid.uuid4().hex
-        args: list[str | int] = [
-            limit,
-            int(window * 1000),
-            self._margin_ms,
-            member,
-            "1" if take else "0",
-        ]
+        return [limit, int(window * 1000), self._margin_ms, uuid.uuid4().hex, "1" if take else "0"]
+
+    async def _run(self, group: str, *, take: bool) -> list[Any]:
+        args = self._args(group, take=take)
         result: list[Any] = await self._take(keys=self._keys(group), args=args)
         return result
 
@@ -223,15 +219,34 @@ class Budget:
 
     async def snapshot(self) -> dict[str, GroupBudget]:
         """Every known group's limit, what is left now and any penalty, for `ringsync status`."""
-        seen = await self._redis.smembers(self._settings.key("ratelimit", "groups"))  # type: ignore[misc]
-        groups = sorted(set(self._defaults) | {_text(name) for name in seen})
-        result: dict[str, GroupBudget] = {}
-        for group in groups:
-            _, wait_ms, remaining, limit, window_ms, penalty, *_ = await self._run(
-                group, take=False
-            )
-            now = time.time()
-            result[group] = GroupBudget(
+        return (await snapshots(self._redis, [self]))[0]
+
+
+async def snapshots(
+    redis: aioredis.Redis, budgets: Sequence[Budget]
+) -> list[dict[str, GroupBudget]]:
+    """`Budget.snapshot` of several budgets (say, one per account) in two round trips."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for budget in budgets:
+            pipe.smembers(budget._settings.key("ratelimit", "groups"))
+        seen = await pipe.execute()
+    groups = [
+        sorted(set(budget._defaults) | {_text(name) for name in names})
+        for budget, names in zip(budgets, seen, strict=True)
+    ]
+    async with redis.pipeline(transaction=False) as pipe:
+        for budget, names in zip(budgets, groups, strict=True):
+            for group in names:
+                args = budget._args(group, take=False)
+                await budget._take(keys=budget._keys(group), args=args, client=pipe)
+        answers = iter(await pipe.execute())
+    now = time.time()
+    result: list[dict[str, GroupBudget]] = []
+    for names in groups:
+        one: dict[str, GroupBudget] = {}
+        for group in names:
+            _, wait_ms, remaining, limit, window_ms, penalty, *_ = next(answers)
+            one[group] = GroupBudget(
                 group=group,
                 limit=int(limit),
                 window=int(window_ms) / 1000,
@@ -239,7 +254,8 @@ class Budget:
                 available_in=int(wait_ms) / 1000,
                 penalty_until=now + int(penalty) / 1000 if int(penalty) > 0 else None,
             )
-        return result
+        result.append(one)
+    return result
 
 
 def _number(value: str | None) -> float | None:

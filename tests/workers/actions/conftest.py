@@ -12,8 +12,9 @@ import pytest
 from tests.fixtures.commands import Ran, ringsync
 from tests.fixtures.pipeline import MakePipeline, Pipeline, eventually
 from tests.fixtures.sink import Received, Sink, new_secret, signature_valid
+from workers.actions.action import Action
 from workers.actions.decide import ActionState
-from workers.actions.store import Action, ActionStore
+from workers.actions.store import ActionStore
 
 
 @dataclass

@@ -157,3 +157,19 @@ async def test_claims_respect_the_hourly_cap_and_happen_once(store: Store, accou
     running = next(c for c in claims if c is not None)
     assert (await book.finish(running.id)) is not None
     assert (await book.finish(running.id)) is None  # recorded once
+
+
+async def test_the_hourly_cap_is_per_account(store: Store, account_id: str) -> None:
+    book = ActionStore(store)
+    other = f"{account_id}-b"
+    ids = {}
+    for account in (account_id, other):
+        await mirrored(store, account, "300")
+        moved = await propose(book, account, "300")
+        await book.approve(moved.action.id, "bob")
+        ids[account] = moved.action.id
+    assert await book.claim(ids[account_id], 1) is not None
+    # The first account's hour is full; the other's is not.
+    assert await book.claim(ids[other], 1) is not None
+    assert (await book.counts(1, account_id))["running"] == 1
+    assert (await book.counts(1, other))["running"] == 1

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from events.settings import Settings
-from workers.ringcentral.budget import Budget
+from workers.ringcentral.budget import Budget, GroupBudget, snapshots
 from workers.ringcentral.errors import RateLimited
 
 SMALL = {"light": (3, 1.0), "medium": (5, 60.0), "heavy": (10, 60.0), "auth": (5, 60.0)}
@@ -122,3 +122,28 @@ async def test_unknown_groups_and_bad_headers_are_tolerated(
     assert snapshot["special"].limit == 3
     assert snapshot["special"].remaining == 2
     assert set(snapshot) >= {"light", "medium", "heavy", "auth", "special"}
+
+
+async def test_snapshots_of_several_accounts_at_once_keep_them_apart(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    default = Budget(settings, redis, defaults=SMALL, margin=0.0)
+    stored = settings.for_account("4242", server_url=settings.rc_server_url, jwt="")
+    other = Budget(stored, redis, defaults=SMALL, margin=0.0)
+    await default.try_take("light")
+    await other.penalize("medium", 30)
+    await other.observe("special", {"x-rate-limit-limit": "3", "x-rate-limit-window": "60"})
+
+    both = await snapshots(redis, [default, other])
+
+    # The same as each budget's own snapshot (times aside: each reading stamps its own).
+    def steady(one: dict[str, GroupBudget]) -> dict[str, dict[str, object]]:
+        return {g: b.model_dump(exclude={"penalty_until", "available_in"}) for g, b in one.items()}
+
+    alone = [await default.snapshot(), await other.snapshot()]
+    assert [steady(one) for one in both] == [steady(one) for one in alone]
+    assert (both[0]["light"].remaining, both[1]["light"].remaining) == (2, 3)
+    assert both[0]["medium"].penalty_until is None
+    assert both[1]["medium"].penalty_until is not None
+    assert "special" in both[1]
+    assert "special" not in both[0]

@@ -1,0 +1,50 @@
+"""RingCentral failing an action's write: 5xx is retried until it goes through (one write
+applied), a permanent refusal fails the action with RingCentral's errorCode."""
+
+from __future__ import annotations
+
+import json
+
+from tests.fixtures.pipeline import eventually
+from tests.workers.actions.conftest import MakeRig
+from workers.actions.decide import ActionState
+
+PUTS = "PUT /restapi/v1.0/account/*/extension/*"
+
+
+async def test_5xx_on_the_write_is_retried_and_applied_once(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    world = rig.p.sandbox.world
+    ext = await rig.user()
+    action_id = await rig.propose("suspend", ext)
+    world.set_faults(refuse={PUTS: 503})
+    assert (await rig.approve(action_id)).code == 0
+
+    async def refused_a_few_times() -> bool:
+        return len([c for c in rig.writes(ext) if c["status"] == 503]) >= 4
+
+    await eventually(refused_a_few_times, what="the PUT refused with 503, then retried")
+    assert (await rig.action(action_id)).state is ActionState.RUNNING
+    world.set_faults()
+    action = await rig.settled(action_id, within=60)
+
+    assert action.state is ActionState.DONE, action.error
+    assert [c["status"] for c in rig.writes(ext)].count(200) == 1
+    assert world.user(ext)["status"] == "Disabled"
+
+
+async def test_a_permanent_refusal_fails_the_action_with_the_error_code(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    ext = await rig.user()
+    action_id = await rig.propose("suspend", ext)
+    rig.p.sandbox.world.fail_writes([ext], status=403, error_code="CMN-408")
+    assert (await rig.approve(action_id)).code == 0
+
+    action = await rig.settled(action_id)
+
+    assert action.state is ActionState.FAILED
+    assert (action.error or "").startswith("CMN-408")
+    assert [c["status"] for c in rig.writes(ext)] == [403]  # not retried
+    assert rig.p.sandbox.world.user(ext)["status"] == "Enabled"
+    listed = await rig.cli("actions", "list", "--state", "failed", "--json")
+    assert [json.loads(line)["id"] for line in listed.out.splitlines()] == [action_id]
