@@ -13,8 +13,10 @@ dead-letter a reconcile that never failed. The fresh job carries the count of re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,16 +159,15 @@ async def reconcile_batch(ctx: dict[str, Any], cause: str | None = None) -> str:
 async def queue_singles(
     d: Deps, extension_ids: list[str], generations: dict[str, int], cause: str | None
 ) -> None:
-    """A reconcile job for each extension, for the generation given (queued once per id)."""
-    for extension_id in extension_ids:
+    """A reconcile job for each extension, for the generation given (queued once per id; all
+    at once, so they share the queue's round trips)."""
+
+    def single(extension_id: str) -> Awaitable[bool]:
         generation = generations.get(extension_id, 0)
-        await d.queue.enqueue(
-            RECONCILE,
-            extension_id,
-            generation,
-            cause,
-            job_id=d.settings.key("reconcile", extension_id, str(generation)),
-        )
+        job_id = d.settings.key("reconcile", extension_id, str(generation))
+        return d.queue.enqueue(RECONCILE, extension_id, generation, cause, job_id=job_id)
+
+    await asyncio.gather(*(single(extension_id) for extension_id in extension_ids))
 
 
 async def _batch(ctx: dict[str, Any], cause: str | None) -> str:
