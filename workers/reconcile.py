@@ -18,7 +18,7 @@ import logging
 import random
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from events.queue import RECONCILE, ROLES_READ, ROLES_SWEEP
 from workers.context import Deps, deps, listing_deps
@@ -28,6 +28,7 @@ from workers.failures import guarded
 from workers.observe import observe
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def policy(d: Deps, *, baseline: bool = False) -> Policy:
@@ -145,6 +146,16 @@ async def reconcile_now(
     return "changed" if decision.row is not None else "unchanged"
 
 
+# Rows written a transaction while listing: a worker's other jobs (other accounts' changes among
+# them) run between two, instead of waiting out a whole 1,000-user page's decisions and writes.
+APPLY_CHUNK = 100
+
+
+def _chunks(observations: dict[str, T]) -> list[dict[str, T]]:
+    items = list(observations.items())
+    return [dict(items[i : i + APPLY_CHUNK]) for i in range(0, len(items), APPLY_CHUNK)]
+
+
 async def reconcile_batch(ctx: dict[str, Any], cause: str | None = None) -> str:
     """Reconcile from list pages, then queue single jobs for marked users the listing missed."""
     outcome = await guarded(ctx, "reconcile_batch", {"cause": cause}, lambda: _batch(ctx, cause))
@@ -175,9 +186,18 @@ async def _batch(ctx: dict[str, Any], cause: str | None) -> str:
         return await _list_and_apply(d, cause)
 
 
+# How often a listing queued behind another one of the same account looks whether it is done.
+AFTER_LISTING_POLL = 0.25
+
+
 async def _list_and_apply(d: Deps, cause: str | None) -> str:
     coalescer = d.coalescer
     account_id = await d.account_id()
+    # Another listing of this account under way (its marker outlives it by at most its TTL):
+    # list after it, asleep meanwhile, rather than take a second worker's CPU for the same pages
+    # while other accounts' changes wait.
+    while await coalescer.batch_active():  # noqa: ASYNC110 (the marker lives in Redis)
+        await asyncio.sleep(AFTER_LISTING_POLL)
     await coalescer.set_batch_active(True)
     applied = created = 0
     listed: set[str] = set()
@@ -187,12 +207,13 @@ async def _list_and_apply(d: Deps, cause: str | None) -> str:
         async for page in d.client.list_extensions(types=d.settings.user_types):
             observations = {r.id: observe(r, partial=True) for r in page.records}
             listed.update(observations)
-            decisions, rows = await d.store.apply_many(account_id, observations, cause, policy(d))
-            created += sum(1 for i in decisions.values() if i.stored is None and i.row is not None)
+            for chunk in _chunks(observations):
+                decisions, rows = await d.store.apply_many(account_id, chunk, cause, policy(d))
+                created += sum(1 for i in decisions.values() if i.stored is None and i.row)
+                await announce(d, rows)
             await coalescer.finish_many(
                 {i: generations[i] for i in observations if i in generations}
             )
-            await announce(d, rows)
             applied += len(observations)
             await coalescer.set_batch_active(True)  # keep the marker alive on long listings
     finally:
