@@ -94,16 +94,18 @@ async def _count(s: Story, account_id: str, wanted: int) -> bool:
 
 
 async def _penalised(s: Story, account_id: str) -> float:
-    """Seconds of penalty the stormy account's Light group has, once its first 429 came back."""
+    """Seconds of penalty the stormy account has left, once its first 429 came back (single
+    reads are Light requests, a listing a Medium one)."""
     settings = s.d.settings.for_account(account_id, server_url=s.stack.sandbox_url, jwt="")
     budget = Budget(settings, s.d.redis)
     left = 0.0
 
     async def paused() -> bool:
         nonlocal left
-        light = (await budget.snapshot())["light"]
-        left = light.available_in
-        return light.penalty_until is not None
+        groups = (await budget.snapshot()).values()
+        penalised = [group for group in groups if group.penalty_until is not None]
+        left = max((group.available_in for group in penalised), default=0.0)
+        return bool(penalised)
 
     await _until(paused, f"account {account_id}'s first 429")
     return left

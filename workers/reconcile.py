@@ -13,10 +13,12 @@ dead-letter a reconcile that never failed. The fresh job carries the count of re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from events.queue import RECONCILE, ROLES_READ, ROLES_SWEEP
 from workers.context import Deps, deps, listing_deps
@@ -26,6 +28,7 @@ from workers.failures import guarded
 from workers.observe import observe
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def policy(d: Deps, *, baseline: bool = False) -> Policy:
@@ -143,6 +146,16 @@ async def reconcile_now(
     return "changed" if decision.row is not None else "unchanged"
 
 
+# Rows written a transaction while listing: a worker's other jobs (other accounts' changes among
+# them) run between two, instead of waiting out a whole 1,000-user page's decisions and writes.
+APPLY_CHUNK = 100
+
+
+def _chunks(observations: dict[str, T]) -> list[dict[str, T]]:
+    items = list(observations.items())
+    return [dict(items[i : i + APPLY_CHUNK]) for i in range(0, len(items), APPLY_CHUNK)]
+
+
 async def reconcile_batch(ctx: dict[str, Any], cause: str | None = None) -> str:
     """Reconcile from list pages, then queue single jobs for marked users the listing missed."""
     outcome = await guarded(ctx, "reconcile_batch", {"cause": cause}, lambda: _batch(ctx, cause))
@@ -157,16 +170,15 @@ async def reconcile_batch(ctx: dict[str, Any], cause: str | None = None) -> str:
 async def queue_singles(
     d: Deps, extension_ids: list[str], generations: dict[str, int], cause: str | None
 ) -> None:
-    """A reconcile job for each extension, for the generation given (queued once per id)."""
-    for extension_id in extension_ids:
+    """A reconcile job for each extension, for the generation given (queued once per id; all
+    at once, so they share the queue's round trips)."""
+
+    def single(extension_id: str) -> Awaitable[bool]:
         generation = generations.get(extension_id, 0)
-        await d.queue.enqueue(
-            RECONCILE,
-            extension_id,
-            generation,
-            cause,
-            job_id=d.settings.key("reconcile", extension_id, str(generation)),
-        )
+        job_id = d.settings.key("reconcile", extension_id, str(generation))
+        return d.queue.enqueue(RECONCILE, extension_id, generation, cause, job_id=job_id)
+
+    await asyncio.gather(*(single(extension_id) for extension_id in extension_ids))
 
 
 async def _batch(ctx: dict[str, Any], cause: str | None) -> str:
@@ -174,9 +186,18 @@ async def _batch(ctx: dict[str, Any], cause: str | None) -> str:
         return await _list_and_apply(d, cause)
 
 
+# How often a listing queued behind another one of the same account looks whether it is done.
+AFTER_LISTING_POLL = 0.25
+
+
 async def _list_and_apply(d: Deps, cause: str | None) -> str:
     coalescer = d.coalescer
     account_id = await d.account_id()
+    # Another listing of this account under way (its marker outlives it by at most its TTL):
+    # list after it, asleep meanwhile, rather than take a second worker's CPU for the same pages
+    # while other accounts' changes wait.
+    while await coalescer.batch_active():  # noqa: ASYNC110 (the marker lives in Redis)
+        await asyncio.sleep(AFTER_LISTING_POLL)
     await coalescer.set_batch_active(True)
     applied = created = 0
     listed: set[str] = set()
@@ -186,12 +207,13 @@ async def _list_and_apply(d: Deps, cause: str | None) -> str:
         async for page in d.client.list_extensions(types=d.settings.user_types):
             observations = {r.id: observe(r, partial=True) for r in page.records}
             listed.update(observations)
-            decisions, rows = await d.store.apply_many(account_id, observations, cause, policy(d))
-            created += sum(1 for i in decisions.values() if i.stored is None and i.row is not None)
+            for chunk in _chunks(observations):
+                decisions, rows = await d.store.apply_many(account_id, chunk, cause, policy(d))
+                created += sum(1 for i in decisions.values() if i.stored is None and i.row)
+                await announce(d, rows)
             await coalescer.finish_many(
                 {i: generations[i] for i in observations if i in generations}
             )
-            await announce(d, rows)
             applied += len(observations)
             await coalescer.set_batch_active(True)  # keep the marker alive on long listings
     finally:

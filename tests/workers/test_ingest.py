@@ -171,3 +171,14 @@ async def test_a_bulk_change_is_one_listing_job_and_what_it_misses_gets_its_own(
     assert await reconcile_batch(ctx, "bulk") == "59 extensions"
     assert len(await quiet.mirror()) == 59
     assert [ext for ext in ids if await queued(quiet, ctx, ext, 1) is not None] == [gone]
+
+
+async def test_a_listing_given_up_leaves_each_user_its_own_read(quiet: Pipeline, ctx: Ctx) -> None:
+    world = quiet.sandbox.world
+    ids = world.seed(60)
+    changes = [{"extensionId": ext, "eventType": "Update"} for ext in ids]
+    body = raw("/restapi/v1.0/account/~/extension", {"extensions": changes})
+    assert await ingest(ctx, body, now_ms()) == "scheduled"
+    world.set_faults(refuse={"GET /restapi/v1.0/account/*/extension": 400})  # permanent
+    assert await reconcile_batch(ctx, "bulk") == "dead-lettered"
+    assert [ext for ext in ids if await queued(quiet, ctx, ext, 1) is None] == []
