@@ -22,6 +22,7 @@ from sqlalchemy import and_, select
 from events.models import Notification
 from events.queue import DELIVER, INGEST, RECONCILE, RECONCILE_BATCH, RESYNC
 from workers.accounts.registry import acting_for
+from workers.accounts.store import AccountState, AccountStore
 from workers.context import Deps
 from workers.ingest import schedule
 from workers.store import tables
@@ -94,7 +95,7 @@ async def replay_dead_letters(d: Deps, *, job: str | None, dry_run: bool) -> Rep
         # `account.removed` event must still reach downstream): the default's Deps send it.
         account_id = None if letter.job == DELIVER else letter.account_id
         async with _acting_for(d, account_id) as own:
-            skipped = await _replay_letter(own, letter, dry_run)
+            skipped = own if isinstance(own, str) else await _replay_letter(own, letter, dry_run)
         if skipped is not None:
             replayed.skipped.append(f"{letter.id}: {skipped}")
             continue
@@ -109,19 +110,22 @@ async def replay_dead_letters(d: Deps, *, job: str | None, dry_run: bool) -> Rep
 
 
 @contextlib.asynccontextmanager
-async def _acting_for(d: Deps, account_id: str | None) -> AsyncIterator[Deps | None]:
-    """The Deps of the account a letter's job acted for (None: the default account's, `d`)."""
+async def _acting_for(d: Deps, account_id: str | None) -> AsyncIterator[Deps | str]:
+    """The Deps of the account a letter's job acted for (None: the default account's, `d`), or
+    why its letters wait: a failing account's worker would skip the job, losing the letter."""
     if not account_id:
         yield d
         return
+    found = await AccountStore(d.store).get(account_id)
+    if found is not None and found.state is AccountState.FAILING:
+        yield f"account {account_id} is failing (its credentials are refused)"
+        return
     async with acting_for(d, account_id) as own:
-        yield own
+        yield own if own is not None else f"account {account_id} is not mirrored"
 
 
-async def _replay_letter(d: Deps | None, letter: DeadLetter, dry_run: bool) -> str | None:
+async def _replay_letter(d: Deps, letter: DeadLetter, dry_run: bool) -> str | None:
     """Re-run one letter for its account (`d`); why it was skipped, or None."""
-    if d is None:
-        return f"account {letter.account_id} is not mirrored"
     arguments: dict[str, Any] = dict(letter.arguments or {})
     arguments.pop("account", None)  # `d`'s queue names the account
     if letter.job == INGEST:

@@ -14,6 +14,7 @@ from sandbox.server import SandboxServer
 from tests.fixtures.commands import ringsync
 from tests.fixtures.pipeline import MakePipeline, Pipeline, eventually
 from tests.workers.accounts.test_isolation import Two, reaches, two_accounts
+from workers.accounts.store import AccountStore
 from workers.store import tables
 from workers.store.identity import DeadLetter
 
@@ -63,9 +64,13 @@ async def test_a_stored_account_s_dead_letter_is_replayed_for_that_account(
             (b.account_id, "reconcile")
         ]
 
+        # A letter of an account not mirrored is kept, with the reason, never run as another's.
+        stray = await p.store.add_dead_letter("reconcile", letter.arguments, "Boom", 1, "424242")
         replayed = await ringsync(two.env, "replay", "--dead-letters")
         assert replayed.code == 0, replayed.err
-        assert "re-ran 1 dead-lettered jobs" in replayed.out
+        assert "re-ran 1 dead-lettered jobs (1 skipped" in replayed.out
+        assert "account 424242 is not mirrored" in replayed.out
+        assert [x.id for x in await p.store.list_dead_letters()] == [stray]
         await reaches(lambda: _first_name(two, extension_id), "Bea", what="B's user repaired")
         assert reads_of(b, extension_id)[-1] == 200
         assert reads_of(a, extension_id) == []  # never asked of the default account
@@ -96,6 +101,20 @@ async def test_a_stored_account_s_ingest_letter_is_replayed_for_that_account(
         assert "re-ran 1 dead-lettered jobs" in replayed.out
         await reaches(lambda: _first_name(two, extension_id), "Bo", what="B's user repaired")
         assert reads_of(a, extension_id) == []
+
+
+async def test_a_failing_account_s_letters_wait_for_its_credentials(
+    make_pipeline: MakePipeline, tmp_path: Path
+) -> None:
+    async with two_accounts(make_pipeline, tmp_path) as two:
+        p, b = two.p, two.b
+        _, letter = await refused_change(two, "Bix")
+        await AccountStore(p.store).mark_failing(b.account_id, "JWT revoked")
+        replayed = await ringsync(two.env, "replay", "--dead-letters")
+        assert replayed.code == 0, replayed.err
+        assert f"account {b.account_id} is failing" in replayed.out
+        # Kept: the worker would have skipped the job, and the letter would be lost.
+        assert [x.id for x in await p.store.list_dead_letters()] == [letter.id]
 
 
 async def _first_name(two: Two, extension_id: str) -> str | None:
