@@ -37,7 +37,11 @@ def print_report(report: dict[str, Any]) -> None:
     )
     dead = report["dead_letters"]
     by_job = ", ".join(f"{job}: {n}" for job, n in dead["by_job"].items())
-    table.add_row("dead letters", f"{dead['count']}" + (f" ({by_job})" if by_job else ""))
+    by_account = ", ".join(f"account {a}: {n}" for a, n in dead["by_account"].items())
+    table.add_row(
+        "dead letters",
+        f"{dead['count']}" + (f" ({by_job}; {by_account})" if by_job else ""),
+    )
     approvals = report["approvals"]
     plans = "; ".join(
         f"plan {p['plan_id']}: {p['deprovisions']} deprovisionings ({p['ratio']:.0%})"

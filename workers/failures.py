@@ -100,9 +100,16 @@ async def guarded(
         if retries(exc, job_try):
             raise await retry(ctx, exc, job_try, extra) from exc
         reason = f"{type(exc).__name__}: {exc}"
+        d = deps(ctx)
         try:
-            await deps(ctx).store.add_dead_letter(
-                job=job, arguments=arguments, error=reason, attempts=job_try
+            # The account the job acted for (`scoped` put its Deps in ctx; None: the default's),
+            # so a replay acts for it again.
+            await d.store.add_dead_letter(
+                job=job,
+                arguments=arguments,
+                error=reason,
+                attempts=job_try,
+                account_id=d.settings.account or None,
             )
         except Exception as unwritten:
             if classify(unwritten) != "transient":

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.queue import IN_PROGRESS_KEY_PREFIX
 from events.settings import Settings
@@ -29,6 +30,8 @@ from workers.subscription.store import subscription_status
 OLDEST_JOB_LIMIT: Final = 300.0
 # Jobs looked at for "in progress" (arq keeps running jobs in the queue, at the lowest scores).
 _HEAD: Final = 1000
+# The newest dead letters listed one by one (all are counted).
+DEAD_LETTERS_SHOWN: Final = 20
 
 
 async def build_report(settings: Settings, redis: Redis, store: Store) -> dict[str, Any]:
@@ -174,12 +177,55 @@ async def _last_gap(store: Store) -> dict[str, Any] | None:
 
 
 async def _dead_letters(store: Store) -> dict[str, Any]:
-    letters = tables.dead_letters
-    query = select(letters.c.job, func.count()).where(letters.c.replayed_at.is_(None))
     async with store.engine.connect() as conn:
-        rows = (await conn.execute(query.group_by(letters.c.job))).all()
-    by_job = {str(job): int(count) for job, count in rows}
-    return {"count": sum(by_job.values()), "by_job": by_job}
+        return await dead_letter_report(conn)
+
+
+async def dead_letter_report(conn: AsyncConnection) -> dict[str, Any]:
+    """Dead letters not replayed yet: how many, by job, by account, and the newest few with the
+    account their job acted for (the default account's under its id once known, else
+    "default"). No error text: a delivery's may quote an endpoint's credentials."""
+    letters = tables.dead_letters
+    unreplayed = letters.c.replayed_at.is_(None)
+    default = select(tables.accounts.c.account_id).where(tables.accounts.c.is_default)
+    default_id = (await conn.execute(default)).scalar_one_or_none() or "default"
+    counts = select(letters.c.job, letters.c.account_id, func.count()).where(unreplayed)
+    by_job: dict[str, int] = {}
+    by_account: dict[str, int] = {}
+    for job, account_id, count in await conn.execute(
+        counts.group_by(letters.c.job, letters.c.account_id)
+    ):
+        by_job[str(job)] = by_job.get(str(job), 0) + int(count)
+        account = str(account_id or default_id)
+        by_account[account] = by_account.get(account, 0) + int(count)
+    newest = (
+        select(
+            letters.c.id,
+            letters.c.account_id,
+            letters.c.job,
+            letters.c.attempts,
+            letters.c.created_at,
+        )
+        .where(unreplayed)
+        .order_by(letters.c.id.desc())
+        .limit(DEAD_LETTERS_SHOWN)
+    )
+    shown = [
+        {
+            "id": int(row.id),
+            "account_id": str(row.account_id or default_id),
+            "job": row.job,
+            "attempts": int(row.attempts),
+            "created_at": row.created_at.isoformat(),
+        }
+        for row in await conn.execute(newest)
+    ]
+    return {
+        "count": sum(by_job.values()),
+        "by_job": by_job,
+        "by_account": by_account,
+        "letters": shown,
+    }
 
 
 async def _blocked(store: Store) -> dict[str, Any]:

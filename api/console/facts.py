@@ -17,7 +17,7 @@ from api.state import ApiState
 from workers.accounts.store import AccountState
 from workers.resync.store import Plan
 from workers.ringcentral.budget import Budget, GroupBudget, snapshots
-from workers.status import queue_report
+from workers.status import dead_letter_report, queue_report
 
 PAGE_SIZE: Final = 10
 CHART_MINUTES: Final = 180
@@ -83,7 +83,7 @@ async def dashboard_facts(
             look = attention(seen.accounts, seen.subscriptions, seen.waiting)
             if facts:
                 await _read(state, conn, facts, now)
-            dead = await queries.dead_letters(conn)
+            dead = await dead_letter_report(conn)
         for one, found in zip(facts.values(), await budgets, strict=True):
             one.budgets = found
         return Page(list(facts.values()), shown_number, pages, total, query, look), dead

@@ -108,15 +108,6 @@ async def proposed_actions(conn: AsyncConnection, ids: list[str]) -> list[dict[s
     return [dict(row) for row in (await conn.execute(query)).mappings()]
 
 
-async def dead_letters(conn: AsyncConnection) -> dict[str, Any]:
-    """Dead letters not replayed yet, by job (the deployment's, whichever account they were)."""
-    letters = tables.dead_letters
-    query = select(letters.c.job, func.count()).where(letters.c.replayed_at.is_(None))
-    rows = (await conn.execute(query.group_by(letters.c.job))).all()
-    by_job = {str(job): int(count) for job, count in rows}
-    return {"count": sum(by_job.values()), "by_job": by_job}
-
-
 async def waiting(conn: AsyncConnection) -> dict[str, dict[str, int]]:
     """Per account: held resync plans and proposed actions, waiting for a person."""
     plans, actions = tables.resync_plans.c, tables.actions.c

@@ -85,6 +85,9 @@ async def test_state_changes_need_the_sessions_csrf_token(
     await store.add_dead_letter(job="reconcile", arguments={}, error="boom", attempts=3)
     async with httpx.AsyncClient(base_url=served.url) as http:
         csrf = await log_in(http)
+        # The default account's letter, under its id.
+        shown = f'dead-account">account {served.account_id}: 1<'
+        assert shown in (await http.get("/")).text
         approve = f"/plans/{plan_id}/approve"
         for fields in ({"by": "Ada"}, {"by": "Ada", "csrf_token": csrf[::-1]}):
             refused = await http.post(approve, data=fields)

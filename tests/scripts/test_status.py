@@ -58,7 +58,13 @@ async def test_dead_letters_and_an_old_job_need_a_human(
     ran = await ringsync(p.env(), "status", "--json")
     assert ran.code == 1
     report = json.loads(ran.out)
-    assert report["dead_letters"] == {"count": 1, "by_job": {"reconcile": 1}}
+    dead = report["dead_letters"]
+    assert (dead["count"], dead["by_job"]) == (1, {"reconcile": 1})
+    # A letter of the default account: shown under its id once known.
+    assert dead["by_account"] == {p.sandbox.account_id: 1}
+    assert [(x["account_id"], x["job"]) for x in dead["letters"]] == [
+        (p.sandbox.account_id, "reconcile")
+    ]
     assert report["queue"]["oldest_age_seconds"] > 300
     assert len(report["attention"]) == 2
     table = await ringsync(p.env(), "status")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from events.queue import (
@@ -106,5 +107,19 @@ async def test_the_daily_activity_scan_runs_at_its_hour_or_not_at_all(
     try:
         assert not any(job.name.endswith("daily_activity") for job in worker.cron_jobs)
         assert ACTIVITY_SCAN in worker.functions  # `ringsync activity` and retries still run it
+    finally:
+        await worker.close()
+
+
+async def test_every_job_queued_for_each_account_takes_the_cron_s_reason(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """`for_every_account` queues `function(reason, account=ID)` for each stored account: a job
+    that took no reason would fail there every time, and that account's work would never run."""
+    worker = build_worker(make_settings(), handle_signals=False)
+    try:
+        for name in (RENEW, RESYNC, ROLES_SWEEP, ACTIONS_SWEEP, ACTIVITY_SCAN):
+            job = inspect.signature(worker.functions[name].coroutine)
+            job.bind({}, "cron")  # raises TypeError when it takes no reason
     finally:
         await worker.close()

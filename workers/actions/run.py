@@ -127,9 +127,10 @@ async def _carry_out(d: Deps, book: ActionStore, action: Action, resumed: bool) 
     return "done"
 
 
-async def sweep_actions(ctx: dict[str, Any]) -> str:
+async def sweep_actions(ctx: dict[str, Any], reason: str = "cron") -> str:
     """Queue every approved action (those the hourly cap held back) and every running one (an
-    attempt may have died: its lock decides) of the account."""
+    attempt may have died: its lock decides) of the account. `reason`: why it was queued (the
+    cron queues it for every stored account with one)."""
     d = deps(ctx)
     due = await ActionStore(d.store).due(await d.account_id())
     for action in due:
