@@ -219,6 +219,14 @@ class ActionStore:
             )
             return await _select(conn, action_id) if moved else None
 
+    async def release(self, action_id: str) -> bool:
+        """Give a claimed action back (running → approved) before it wrote anything: it runs
+        later and takes no slot of the hourly cap meanwhile."""
+        async with write_transaction(self._engine) as conn:
+            return await _move(
+                conn, action_id, ActionState.RUNNING, ActionState.APPROVED, started_at=None
+            )
+
     async def finish(self, action_id: str, *, error: str | None = None) -> Moved | None:
         """Move a running action to `done` (no `error`) or `failed` and write `action.done` /
         `action.failed`; None when it was not running (another attempt recorded it)."""

@@ -203,3 +203,31 @@ async def test_dry_run_shows_the_preflight_and_records_nothing(make_rig: MakeRig
     listed = await rig.cli("actions", "list", "--json")
     assert listed.out == ""
     assert rig.writes() == []
+
+
+async def test_a_user_reactivated_while_the_delete_waits_is_not_deleted(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig()
+    world = rig.p.sandbox.world
+    ext = await rig.user()
+    action_id = await rig.propose("deprovision", ext)
+    reactivated: list[str] = []
+
+    async def reactivate_after_the_suspend(path: str) -> None:
+        # The suspend has landed; a person reactivates the user before the delete goes out.
+        landed = path.endswith(f"/extension/{ext}") and world.user(ext)["status"] == "Disabled"
+        if landed and not reactivated:
+            world.enable(ext)
+            reactivated.append(ext)
+
+    world.before_reply = reactivate_after_the_suspend
+    assert (await rig.approve(action_id)).code == 0
+    action = await rig.settled(action_id)
+    world.before_reply = None
+
+    assert reactivated
+    assert action.state is ActionState.FAILED
+    assert "reactivated while waiting" in (action.error or "")
+    assert world.user(ext)["status"] == "Enabled"
+    assert [c["method"] for c in rig.writes(ext)] == ["PUT"]  # one suspend, no second, no DELETE
