@@ -220,8 +220,15 @@ def _landed(kind: Kind, fresh: Subject | None, *, suspended: bool) -> Run | Refu
 
 
 def may_approve(proposed_by: str, approver: str) -> bool:
-    """A person approves someone else's proposal; only "policy" approves its own gate."""
-    return approver.strip().casefold() != proposed_by.strip().casefold()
+    """A person, named, approves someone else's proposal ("policy" approves only inside the
+    gate, never by a caller's say-so)."""
+    name = approver.strip().casefold()
+    return bool(name) and not reserved(name) and name != proposed_by.strip().casefold()
+
+
+def reserved(name: str) -> bool:
+    """Whether `name` is the policy's: no person decides or proposes under it."""
+    return name.strip().casefold() == POLICY
 
 
 def waiting(approved: int, started_last_hour: int, max_per_hour: int) -> int:

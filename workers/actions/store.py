@@ -30,6 +30,7 @@ from workers.actions.decide import (
     Refuse,
     may_approve,
     preflight,
+    reserved,
     waiting,
 )
 from workers.store import tables
@@ -57,6 +58,18 @@ class SameApprover(ActionError):
 
 class Finished(ActionError):
     """The action was already decided or finished: nothing changes."""
+
+
+class BadName(ActionError):
+    """A blank name, or "policy" given by a caller (it names the written policy only)."""
+
+
+def check_name(by: str) -> None:
+    """Refuse a blank or reserved proposer or decider name."""
+    if not by.strip():
+        raise BadName("a person's name is required (by must not be blank)")
+    if reserved(by):
+        raise BadName(f'"{POLICY}" is reserved for the written policy: give a person\'s name')
 
 
 class Refused(ActionError):
@@ -120,7 +133,8 @@ class ActionStore:
         `auto_approve` names (suspends only; `action.approved`, `approved_by: "policy"`).
 
         Raises `NotFound` for a user the mirror does not hold and `Refused` for one that may not
-        be acted on as mirrored now."""
+        be acted on as mirrored now, `BadName` for a blank or reserved `by`."""
+        check_name(by)
         now = _now()
         async with write_transaction(self._engine) as conn:
             await lock_users(conn, account_id, [extension_id])
@@ -179,6 +193,7 @@ class ActionStore:
         return await self._decide(action_id, by, ActionState.CANCELLED)
 
     async def _decide(self, action_id: str, by: str, target: ActionState) -> Moved:
+        check_name(by)
         now = _now()
         current = await self.get(action_id)
         if current is None:

@@ -135,7 +135,16 @@ def test_protection_fails_closed(subject: Subject, facts: Protection, expected: 
 
 @pytest.mark.parametrize(
     ("proposer", "approver", "allowed"),
-    [("ada", "bob", True), ("ada", "ada", False), ("Ada", " ada ", False), ("ada", "policy", True)],
+    [
+        ("ada", "bob", True),
+        ("ada", "ada", False),
+        ("Ada", " ada ", False),
+        # "policy" approves only inside the gate; a blank name is nobody.
+        ("ada", "policy", False),
+        ("ada", " Policy ", False),
+        ("ada", "", False),
+        ("ada", "   ", False),
+    ],
 )
 def test_the_approver_is_not_the_proposer(proposer: str, approver: str, allowed: bool) -> None:
     assert may_approve(proposer, approver) is allowed
