@@ -42,6 +42,8 @@ _a = tables.actions
 # The hourly cap's key in the per-user advisory lock space: one claimer per account at a time.
 _CAP_LOCK: Final = "#actions"
 HOUR: Final = timedelta(hours=1)
+# States in which an action may still write: a user has at most one action in them.
+OPEN: Final = (ActionState.PROPOSED, ActionState.APPROVED, ActionState.RUNNING)
 
 
 class ActionError(Exception):
@@ -132,8 +134,9 @@ class ActionStore:
         """Record a proposal (`action.proposed`), approved at once by policy for the kinds
         `auto_approve` names (suspends only; `action.approved`, `approved_by: "policy"`).
 
-        Raises `NotFound` for a user the mirror does not hold and `Refused` for one that may not
-        be acted on as mirrored now, `BadName` for a blank or reserved `by`."""
+        Raises `NotFound` for a user the mirror does not hold, `Refused` for one that may not
+        be acted on as mirrored now or already has an open action, `BadName` for a blank or
+        reserved `by`."""
         check_name(by)
         now = _now()
         async with write_transaction(self._engine) as conn:
@@ -144,6 +147,20 @@ class ActionStore:
             check = preflight(kind, subject_of(extension_id, row), protection)
             if isinstance(check, Refuse):
                 raise Refused(f"extension {extension_id}: {check.reason}")
+            # One open action a user (checked under the user's lock): two would race to write.
+            open_one = await conn.execute(
+                select(_a.c.id, _a.c.kind, _a.c.state).where(
+                    _a.c.account_id == account_id,
+                    _a.c.extension_id == extension_id,
+                    _a.c.state.in_([str(s) for s in OPEN]),
+                )
+            )
+            other = open_one.first()
+            if other is not None:
+                raise Refused(
+                    f"extension {extension_id}: action {other.id} ({other.kind}, {other.state}) "
+                    "is still open; decide or cancel it first"
+                )
             action_id = str(uuid.uuid4())
             await conn.execute(
                 _a.insert().values(
