@@ -12,6 +12,7 @@ again: gone is done, live is failed.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Final
 
@@ -26,7 +27,9 @@ from workers.decide import Gone
 from workers.failures import guarded
 from workers.lock import RedisLock
 from workers.ringcentral.client import DELETE_CHUNK
-from workers.ringcentral.errors import ApiError
+from workers.ringcentral.errors import ApiError, AuthError
+
+log = logging.getLogger(__name__)
 
 # How long a queued delete may wait for others to fill its call (see `_gathering`).
 GATHER: Final = 60.0
@@ -87,6 +90,11 @@ async def _delete_all(d: Deps) -> str:
             queued = [member.decode() for member, _ in found[:DELETE_CHUNK]]
             sent += await _delete_chunk(d, book, queued)
             await d.redis.zrem(_deleting(d), *queued)
+    except AuthError:
+        # Our credentials, not the users: the account makes no calls until `accounts update`,
+        # and the queued deletes wait for it (the sweep queues a batch again then).
+        log.warning("credentials refused; queued deletes wait", extra={"sent": sent})
+        return f"{sent} deleted; credentials refused"
     finally:
         await lock.release()
 
@@ -129,6 +137,8 @@ async def _delete_chunk(d: Deps, book: ActionStore, queued: list[str]) -> int:
         return 0
     try:
         result = await d.client.delete_extensions(account_id, list(ready))
+    except AuthError:
+        raise  # our credentials, not the users (see `_delete_all`)
     except ApiError as exc:  # the whole call refused: each extension's own read settles it
         error = f"{exc.error_code or exc.status}: {exc}"
         return sum([await _settle(d, book, action, error) for action in ready.values()])

@@ -96,3 +96,26 @@ async def test_an_action_of_another_account_is_not_run(
     await eventually(refused, what="the job refusing another account's action")
     assert (await rig.action(action_id)).state is ActionState.APPROVED
     assert rig.writes() == []
+
+
+async def test_refused_credentials_at_the_delete_fail_no_action(
+    make_rig: MakeRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="workers.actions.deletes")
+    rig = await make_rig()
+    world = rig.p.sandbox.world
+    ext = await rig.user(status="Disabled")
+    action_id = await rig.propose("deprovision", ext)
+    world.set_faults(refuse={"DELETE /restapi/v2/accounts/*/extensions": 401})
+    assert (await rig.approve(action_id)).code == 0
+
+    async def waits() -> bool:
+        return any(
+            r.getMessage() == "credentials refused; queued deletes wait" for r in caplog.records
+        )
+
+    await eventually(waits, what="the delete batch told to wait for new credentials")
+    action = await rig.action(action_id)
+    assert action.state is ActionState.RUNNING  # queued still, not failed
+    assert action.error is None
+    assert world.user(ext)["status"] == "Disabled"
