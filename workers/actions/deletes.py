@@ -184,6 +184,10 @@ async def mark_suspend_sent(d: Deps, action: Action) -> None:
     await d.redis.set(_suspend_key(d, action), "1", ex=SUSPEND_KEPT)
 
 
+async def forget_suspend_sent(d: Deps, action: Action) -> None:
+    await d.redis.delete(_suspend_key(d, action))
+
+
 async def suspend_sent(d: Deps, action: Action) -> bool:
     """Whether this deprovision's suspend went out (or waits in the delete queue)."""
     if await d.redis.exists(_suspend_key(d, action)):

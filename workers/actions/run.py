@@ -20,6 +20,7 @@ from typing import Any, Final
 from workers.actions.action import Action
 from workers.actions.decide import FINISHED, ActionState, Kind, Refuse, Step, Subject, execution
 from workers.actions.deletes import (
+    forget_suspend_sent,
     mark_suspend_sent,
     queue_delete,
     queue_pending_deletes,
@@ -129,12 +130,16 @@ async def _carry_out(d: Deps, book: ActionStore, action: Action, resumed: bool) 
             # Noted before the PUT: a later attempt that finds the user live again knows a
             # person reactivated them (or the PUT never landed) and never suspends twice.
             await mark_suspend_sent(d, action)
-        answer = await d.client.set_extension_status(
-            ext,
-            _STATUS_FOR[step],
-            reason="Involuntarily" if step is Step.SUSPEND else None,
-            comment=action.reason,
-        )
+        try:
+            answer = await d.client.set_extension_status(
+                ext,
+                _STATUS_FOR[step],
+                reason="Involuntarily" if step is Step.SUSPEND else None,
+                comment=action.reason,
+            )
+        except AuthError:
+            await forget_suspend_sent(d, action)  # refused with 401: the PUT did not land
+            raise
         await mirror(d, ext, answer, action.id)
     await finish(d, book, action)
     return "done"

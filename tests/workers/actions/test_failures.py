@@ -55,10 +55,11 @@ async def test_a_permanent_refusal_fails_the_action_with_the_error_code(make_rig
     assert [json.loads(line)["id"] for line in listed.out.splitlines()] == [action_id]
 
 
-async def test_refused_credentials_leave_the_action_approved(make_rig: MakeRig) -> None:
+@pytest.mark.parametrize("kind", ["suspend", "deprovision"])
+async def test_refused_credentials_leave_the_action_approved(make_rig: MakeRig, kind: str) -> None:
     rig = await make_rig()
     ext = await rig.user()
-    action_id = await rig.propose("suspend", ext)
+    action_id = await rig.propose(kind, ext)
     rig.p.sandbox.world.fail_writes([ext], status=401, error_code="OAU-129")
     assert (await rig.approve(action_id)).code == 0
 
