@@ -6,12 +6,18 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from arq.connections import RedisSettings, create_pool
 
 from tests.fixtures.pipeline import eventually
 from tests.workers.actions.conftest import MakeRig, Rig, sequences_in_order
 from workers.actions.decide import ActionState
+from workers.actions.deletes import queue_delete
+from workers.actions.run import sweep_actions
+from workers.actions.store import ActionStore
+from workers.context import deps, shutdown, startup
 from workers.decide import Roles
 
 SUPER_ADMIN = {"id": "1", "name": "Super Admin"}
@@ -278,3 +284,27 @@ async def test_a_user_reactivated_while_the_delete_waits_is_not_deleted(
     assert "reactivated while waiting" in (action.error or "")
     assert world.user(ext)["status"] == "Enabled"
     assert [c["method"] for c in rig.writes(ext)] == ["PUT"]  # one suspend, no second, no DELETE
+
+
+async def test_the_sweep_leaves_queued_deletes_to_their_batch(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    waiting_one, queued_one = await rig.user(), await rig.user(status="Disabled")
+    ids = [await rig.propose("deprovision", ext) for ext in (waiting_one, queued_one)]
+    await rig.p.stop_workers()  # nothing runs: the sweep's own answer is looked at
+    book = ActionStore(rig.p.store)
+    for action_id in ids:
+        await book.approve(action_id, "bob")
+    pool = await create_pool(RedisSettings.from_dsn(rig.p.settings.redis_url))
+    ctx: dict[str, Any] = {"settings": rig.p.settings, "redis": pool}
+    await startup(ctx)
+    try:
+        claimed = await book.claim(ids[1], 50)
+        assert claimed is not None
+        await queue_delete(deps(ctx), claimed)  # suspended, waiting in the delete queue
+        reads = rig.p.reads()
+
+        assert await sweep_actions(ctx) == "1 due"  # the approved one; not the queued delete
+        assert rig.p.reads() == reads
+    finally:
+        await shutdown(ctx)
+        await pool.aclose()
