@@ -20,8 +20,8 @@ KEEP_SECONDS: Final = 300
 
 
 async def protection(d: Deps, *, fresh: bool = False) -> Protection:
-    """The account's protected extensions (cached; `fresh` reads RingCentral again, as an
-    execution does)."""
+    """The account's protected extensions (cached up to `KEEP_SECONDS`, forgotten by `accounts
+    update`; `fresh` reads RingCentral again)."""
     key = protection_key(d.settings)
     if not fresh:
         cached = await d.redis.get(key)
