@@ -82,6 +82,12 @@ class ProposeRequest(_Body):
 class DecideRequest(_Body):
     by: str = Field(min_length=1, max_length=200, description="who decides")
 
+    @model_validator(mode="after")
+    def _named(self) -> DecideRequest:
+        if not self.by.strip():
+            raise ValueError("by must not be blank")
+        return self
+
 
 class ReplayRequest(_Body):
     """One of `extension`; `since` (with `until`, `type`, `extension`); `dead_letters`; `outbox`."""

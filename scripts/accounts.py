@@ -24,6 +24,7 @@ from scripts.connections import open_deps
 from workers.accounts.registry import account_deps, close
 from workers.accounts.store import Account, AccountState, AccountStore
 from workers.accounts.vault import MissingKey, UnreadableCredentials, Vault
+from workers.actions.protection import protection_key
 from workers.context import Deps
 from workers.ringcentral.client import RingCentral
 from workers.ringcentral.errors import RingCentralError
@@ -207,9 +208,14 @@ def run_update(args: argparse.Namespace, settings: Settings) -> int:
                 raise Failure(f"this JWT is for account {account_id}, not {found.account_id}")
             book = AccountStore(d.store)
             await book.set_credentials(account_id, sealer.seal(jwt))
-            # The old credentials' token and refusal are forgotten: the next call logs in anew.
+            # The old credentials' token and refusal are forgotten: the next call logs in anew;
+            # so are the protected extensions (the new JWT's owner is protected at once).
             scoped = settings.for_account(account_id, server_url=found.server_url, jwt=jwt)
-            await d.redis.delete(scoped.key("rc", "token"), scoped.key("rc", "token", "failure"))
+            await d.redis.delete(
+                scoped.key("rc", "token"),
+                scoped.key("rc", "token", "failure"),
+                protection_key(scoped),
+            )
             account = await book.get(account_id)
             if account is not None:
                 await start_account(d, account, "credentials")

@@ -26,7 +26,7 @@ from scripts.db import run_against_store
 from workers.accounts.registry import acting_for
 from workers.actions import gate
 from workers.actions.action import Action
-from workers.actions.decide import ActionState, Kind
+from workers.actions.decide import ActionState, Kind, reserved
 from workers.actions.store import ActionError, ActionStore
 from workers.context import Deps
 from workers.store.identity import Store
@@ -67,6 +67,8 @@ def _text(flag: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not value.strip():
             raise argparse.ArgumentTypeError(f"{flag} must not be empty")
+        if flag == "--by" and reserved(value):
+            raise argparse.ArgumentTypeError(f"--by {value.strip()}: reserved for the policy")
         return value.strip()
 
     return check

@@ -1,11 +1,13 @@
-"""What every execution step ends with: RingCentral's answer written through the mirror's
-normal path (so downstream hears `user.*` as usual), and the action's own record."""
+"""What every execution step starts and ends with: RingCentral's fresh read of the user (with
+their roles), RingCentral's answer written through the mirror's normal path (so downstream hears
+`user.*` as usual), and the action's own record."""
 
 from __future__ import annotations
 
 import logging
 
 from workers.actions.action import Action
+from workers.actions.decide import Subject
 from workers.actions.store import ActionStore
 from workers.context import Deps
 from workers.decide import Gone
@@ -16,6 +18,24 @@ from workers.ringcentral.resources import Extension
 from workers.ringcentral.resources import Gone as ClientGone
 
 log = logging.getLogger(__name__)
+
+
+async def reread(d: Deps, extension_id: str) -> tuple[Extension | ClientGone, Subject | None]:
+    """RingCentral's read of the extension now, and the user as the decision sees it (None:
+    gone). Roles RingCentral will not give are marked unknown, which protects the user."""
+    found = await d.client.get_extension(extension_id)
+    if not isinstance(found, Extension):
+        return found, None
+    roles = await d.client.get_assigned_roles(extension_id)
+    if isinstance(roles, ClientGone):
+        return found, Subject(extension_id, found.type, found.status, roles_known=False)
+    return found, Subject(
+        extension_id,
+        found.type,
+        found.status,
+        roles=tuple(r.display_name or "" for r in roles.records),
+        role_ids=tuple(str(r.id) for r in roles.records),
+    )
 
 
 async def mirror(

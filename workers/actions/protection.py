@@ -3,7 +3,8 @@ credential belongs to (Super Admin holders are judged from each user's roles).
 
 Both come from RingCentral (`GET /restapi/v1.0/account/~` names the operator, `GET
 …/extension/~` is the credential's own extension; Light calls) and are kept in Redis, per
-account, for a few minutes: a bulk proposal asks once, not once per user.
+account, for a few minutes: a bulk proposal asks once, not once per user. `accounts update`
+forgets them (new credentials may belong to another extension).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
+from events.settings import Settings
 from workers.actions.decide import Protection
 from workers.context import Deps
 
@@ -18,9 +20,9 @@ KEEP_SECONDS: Final = 300
 
 
 async def protection(d: Deps, *, fresh: bool = False) -> Protection:
-    """The account's protected extensions (cached; `fresh` reads RingCentral again, as an
-    execution does)."""
-    key = d.settings.key("actions", "protection")
+    """The account's protected extensions (cached up to `KEEP_SECONDS`, forgotten by `accounts
+    update`; `fresh` reads RingCentral again)."""
+    key = protection_key(d.settings)
     if not fresh:
         cached = await d.redis.get(key)
         if cached is not None:
@@ -34,3 +36,8 @@ async def protection(d: Deps, *, fresh: bool = False) -> Protection:
         key, json.dumps({"operator_id": operator, "owner_id": own.id}), ex=KEEP_SECONDS
     )
     return facts
+
+
+def protection_key(settings: Settings) -> str:
+    """Where the account's facts are kept (`settings` scoped to the account)."""
+    return settings.key("actions", "protection")

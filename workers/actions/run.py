@@ -18,18 +18,23 @@ import logging
 from typing import Any, Final
 
 from workers.actions.action import Action
-from workers.actions.decide import FINISHED, ActionState, Refuse, Step, Subject, execution
-from workers.actions.deletes import queue_delete, queue_pending_deletes
+from workers.actions.decide import FINISHED, ActionState, Kind, Refuse, Step, Subject, execution
+from workers.actions.deletes import (
+    forget_suspend_sent,
+    mark_suspend_sent,
+    queue_delete,
+    queue_pending_deletes,
+    queued_deletes,
+    suspend_sent,
+)
 from workers.actions.gate import queue_run
-from workers.actions.outcome import finish, mirror
+from workers.actions.outcome import finish, mirror, reread
 from workers.actions.protection import protection
 from workers.actions.store import ActionStore
 from workers.context import Deps, deps
 from workers.failures import guarded
 from workers.lock import RedisLock
-from workers.ringcentral.errors import ApiError, RateLimited
-from workers.ringcentral.resources import Extension
-from workers.ringcentral.resources import Gone as ClientGone
+from workers.ringcentral.errors import ApiError, AuthError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,10 @@ async def _execute(d: Deps, book: ActionStore, action_id: str, job_id: object) -
     action = await book.get(action_id)  # again, under the lock
     if action is None or action.state in FINISHED or action.state is ActionState.PROPOSED:
         return "finished"
+    if action.account_id != await d.account_id():
+        # Queued for the wrong account: acting on it here would read and write another account.
+        log.error("action belongs to another account", extra={"action": action_id})
+        return "wrong account"
     resumed = action.state is ActionState.RUNNING
     if not resumed:
         claimed = await book.claim(action_id, d.settings.actions_max_per_hour)
@@ -84,6 +93,14 @@ async def _execute(d: Deps, book: ActionStore, action_id: str, job_id: object) -
         # one of the job's tries (a bulk of actions waits on the budget, it does not fail).
         await queue_run(d, action, defer_by=max(exc.retry_after or 1.0, 1.0))
         return "deferred"
+    except AuthError:
+        # Our credentials, not the user, are the problem: the account is marked failing and
+        # makes no calls until `accounts update`; the action waits for that (approved again
+        # when nothing was sent; a resumed one stays running for its re-read).
+        log.warning("credentials refused; action waits", extra=extra)
+        if not resumed and not await suspend_sent(d, action):
+            await book.release(action.id)
+        return "credentials refused"
     except ApiError as exc:  # RingCentral refused for good: the action fails with its code
         log.warning("action refused by RingCentral", extra={**extra, "error": exc.error_code})
         await finish(d, book, action, error=f"{exc.error_code or exc.status}: {exc}")
@@ -93,20 +110,13 @@ async def _execute(d: Deps, book: ActionStore, action_id: str, job_id: object) -
 async def _carry_out(d: Deps, book: ActionStore, action: Action, resumed: bool) -> str:
     ext = action.extension_id
     # The operator and the credential's owner, read at most `KEEP_SECONDS` ago (they rarely
-    # move, and a bulk of actions would otherwise spend two reads each on them).
+    # move, a bulk of actions would otherwise spend two reads each on them, and `accounts
+    # update` forgets them).
     facts = await protection(d)
-    found = await d.client.get_extension(ext)
-    fresh: Subject | None = None
-    if isinstance(found, Extension):
-        roles = await d.client.get_assigned_roles(ext)
-        names = (
-            ()
-            if isinstance(roles, ClientGone)
-            else tuple(r.display_name or "" for r in roles.records)
-        )
-        fresh = Subject(ext, found.type, found.status, names)
+    found, fresh = await reread(d, ext)
     snapshot = Subject.from_snapshot(ext, action.snapshot)
-    verdict = execution(action.kind, snapshot, fresh, facts, resumed=resumed)
+    suspended = action.kind is Kind.DEPROVISION and await suspend_sent(d, action)
+    verdict = execution(action.kind, snapshot, fresh, facts, resumed=resumed, suspended=suspended)
     # What we just read is RingCentral's own answer: the mirror takes it either way.
     await mirror(d, ext, found, action.id)
     if isinstance(verdict, Refuse):
@@ -116,12 +126,20 @@ async def _carry_out(d: Deps, book: ActionStore, action: Action, resumed: bool) 
         if step is Step.DELETE:
             await queue_delete(d, action)
             return "deleting"
-        answer = await d.client.set_extension_status(
-            ext,
-            _STATUS_FOR[step],
-            reason="Involuntarily" if step is Step.SUSPEND else None,
-            comment=action.reason,
-        )
+        if action.kind is Kind.DEPROVISION:
+            # Noted before the PUT: a later attempt that finds the user live again knows a
+            # person reactivated them (or the PUT never landed) and never suspends twice.
+            await mark_suspend_sent(d, action)
+        try:
+            answer = await d.client.set_extension_status(
+                ext,
+                _STATUS_FOR[step],
+                reason="Involuntarily" if step is Step.SUSPEND else None,
+                comment=action.reason,
+            )
+        except AuthError:
+            await forget_suspend_sent(d, action)  # refused with 401: the PUT did not land
+            raise
         await mirror(d, ext, answer, action.id)
     await finish(d, book, action)
     return "done"
@@ -133,6 +151,10 @@ async def sweep_actions(ctx: dict[str, Any], reason: str = "cron") -> str:
     cron queues it for every stored account with one)."""
     d = deps(ctx)
     due = await ActionStore(d.store).due(await d.account_id())
+    # Deprovisions waiting in the delete queue are the delete batch's: it re-reads each just
+    # before its DELETE, so the sweep spends no reads on them.
+    deleting = await queued_deletes(d)
+    due = [a for a in due if a.id not in deleting]
     for action in due:
         await queue_run(d, action)
     await queue_pending_deletes(d)

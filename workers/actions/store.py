@@ -30,6 +30,7 @@ from workers.actions.decide import (
     Refuse,
     may_approve,
     preflight,
+    reserved,
     waiting,
 )
 from workers.store import tables
@@ -41,6 +42,8 @@ _a = tables.actions
 # The hourly cap's key in the per-user advisory lock space: one claimer per account at a time.
 _CAP_LOCK: Final = "#actions"
 HOUR: Final = timedelta(hours=1)
+# States in which an action may still write: a user has at most one action in them.
+OPEN: Final = (ActionState.PROPOSED, ActionState.APPROVED, ActionState.RUNNING)
 
 
 class ActionError(Exception):
@@ -57,6 +60,18 @@ class SameApprover(ActionError):
 
 class Finished(ActionError):
     """The action was already decided or finished: nothing changes."""
+
+
+class BadName(ActionError):
+    """A blank name, or "policy" given by a caller (it names the written policy only)."""
+
+
+def check_name(by: str) -> None:
+    """Refuse a blank or reserved proposer or decider name."""
+    if not by.strip():
+        raise BadName("a person's name is required (by must not be blank)")
+    if reserved(by):
+        raise BadName(f'"{POLICY}" is reserved for the written policy: give a person\'s name')
 
 
 class Refused(ActionError):
@@ -119,8 +134,10 @@ class ActionStore:
         """Record a proposal (`action.proposed`), approved at once by policy for the kinds
         `auto_approve` names (suspends only; `action.approved`, `approved_by: "policy"`).
 
-        Raises `NotFound` for a user the mirror does not hold and `Refused` for one that may not
-        be acted on as mirrored now."""
+        Raises `NotFound` for a user the mirror does not hold, `Refused` for one that may not
+        be acted on as mirrored now or already has an open action, `BadName` for a blank or
+        reserved `by`."""
+        check_name(by)
         now = _now()
         async with write_transaction(self._engine) as conn:
             await lock_users(conn, account_id, [extension_id])
@@ -130,6 +147,20 @@ class ActionStore:
             check = preflight(kind, subject_of(extension_id, row), protection)
             if isinstance(check, Refuse):
                 raise Refused(f"extension {extension_id}: {check.reason}")
+            # One open action a user (checked under the user's lock): two would race to write.
+            open_one = await conn.execute(
+                select(_a.c.id, _a.c.kind, _a.c.state).where(
+                    _a.c.account_id == account_id,
+                    _a.c.extension_id == extension_id,
+                    _a.c.state.in_([str(s) for s in OPEN]),
+                )
+            )
+            other = open_one.first()
+            if other is not None:
+                raise Refused(
+                    f"extension {extension_id}: action {other.id} ({other.kind}, {other.state}) "
+                    "is still open; decide or cancel it first"
+                )
             action_id = str(uuid.uuid4())
             await conn.execute(
                 _a.insert().values(
@@ -179,6 +210,7 @@ class ActionStore:
         return await self._decide(action_id, by, ActionState.CANCELLED)
 
     async def _decide(self, action_id: str, by: str, target: ActionState) -> Moved:
+        check_name(by)
         now = _now()
         current = await self.get(action_id)
         if current is None:
@@ -218,6 +250,14 @@ class ActionStore:
                 conn, action_id, ActionState.APPROVED, ActionState.RUNNING, started_at=now
             )
             return await _select(conn, action_id) if moved else None
+
+    async def release(self, action_id: str) -> bool:
+        """Give a claimed action back (running → approved) before it wrote anything: it runs
+        later and takes no slot of the hourly cap meanwhile."""
+        async with write_transaction(self._engine) as conn:
+            return await _move(
+                conn, action_id, ActionState.RUNNING, ActionState.APPROVED, started_at=None
+            )
 
     async def finish(self, action_id: str, *, error: str | None = None) -> Moved | None:
         """Move a running action to `done` (no `error`) or `failed` and write `action.done` /

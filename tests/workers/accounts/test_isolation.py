@@ -25,6 +25,7 @@ from tests.fixtures.commands import ringsync
 from tests.fixtures.pipeline import TOKEN, MakePipeline, Pipeline, eventually
 from tests.scripts.test_accounts import database_bytes
 from workers.accounts.store import AccountState, AccountStore
+from workers.actions.protection import protection_key
 from workers.delivery.signing import event_for
 from workers.ringcentral.budget import Budget
 from workers.store import tables
@@ -277,10 +278,21 @@ async def test_refused_credentials_make_the_account_failing_once_until_updated(
 
         new_jwt = tmp_path / "new.jwt"
         new_jwt.write_text(b.world.credentials.jwt)
+        # The protected extensions read under the old JWT (its owner) are forgotten with it.
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(p.settings.redis_url)
+        b_settings = p.settings.for_account(b.account_id, server_url=b.url, jwt=b.jwt)
+        facts = protection_key(b_settings)
+        await redis.set(facts, '{"operator_id": "1", "owner_id": "2"}')
         updated = await ringsync(
             two.env, "accounts", "update", b.account_id, "--jwt-file", str(new_jwt)
         )
         assert updated.code == 0, updated.err
+        try:
+            assert await redis.get(facts) is None
+        finally:
+            await redis.aclose()
         await reaches(state, AccountState.ACTIVE)
         await reaches(lambda: _first_name(p, b.account_id, users[1].id), "Still")
         assert await _failing_events(p, b.account_id) == 1

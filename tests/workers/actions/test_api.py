@@ -10,6 +10,7 @@ import httpx
 from tests.api.mirror import API_TOKEN, api_settings, running_api
 from tests.workers.actions.conftest import MakeRig
 from workers.actions.decide import ActionState
+from workers.actions.store import ActionStore
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -38,6 +39,11 @@ async def test_propose_approve_done_and_refusals(make_rig: MakeRig) -> None:
 
         same = await http.post(f"{path}/approve", json={"by": "hr"})
         assert (same.status_code, same.json()["error"]) == (403, "forbidden")
+        for nobody in ("   ", "policy", "POLICY "):  # blank, or the policy's own name
+            refused = await http.post(f"{path}/approve", json={"by": nobody})
+            assert refused.status_code == 422, nobody
+            assert refused.json()["reason"]
+        assert (await rig.action(action["id"])).state is ActionState.PROPOSED
         approved = await http.post(f"{path}/approve", json={"by": "it"})
         assert approved.status_code == 200
         assert approved.json()["approved_by"] == "it"
@@ -55,6 +61,7 @@ async def test_propose_approve_done_and_refusals(make_rig: MakeRig) -> None:
             {"kind": "suspend", "extension_id": ext, "by": "hr"},  # no reason
             {**body, "by": " "},
         ]
+        bad_inputs.append({**body, "by": "Policy"})
         for bad in bad_inputs:
             refused = await http.post("/v1/actions", json=bad)
             assert refused.status_code == 422, bad
@@ -68,3 +75,39 @@ async def test_propose_approve_done_and_refusals(make_rig: MakeRig) -> None:
         spec = (await http.get("/v1/openapi.json")).json()
         assert {"/actions", "/actions/{action_id}/approve"} <= set(spec["paths"])
     assert [c["method"] for c in rig.writes(ext)] == ["PUT"]
+
+
+async def test_ringcentral_away_during_a_proposal(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    ext = await rig.user()
+    # The protected extensions are read at proposal: RingCentral refuses that read.
+    rig.p.sandbox.world.set_faults(refuse={"GET /restapi/v1.0/account/~": 503})
+    body = {"kind": "suspend", "extension_id": ext, "reason": "left", "by": "hr"}
+    async with (
+        running_api(api_settings(rig.p.settings)) as url,
+        httpx.AsyncClient(base_url=url, headers=AUTH, timeout=60) as http,
+    ):
+        away = await http.post("/v1/actions", json=body)
+    assert away.status_code == 503, away.text
+    assert away.json()["reason"].startswith("RingCentral")
+    for extra in ((), ("--dry-run",)):
+        ran = await rig.cli(
+            "actions", "propose", "suspend", "--extension", ext, "--reason", "x", "--by", "hr",
+            *extra, RINGSYNC_LOG_LEVEL="ERROR",  # the retries' warnings are not the error
+        )  # fmt: skip
+        assert ran.code == 1, ran.err
+        assert ran.one_clear_line(), ran.err
+        assert "RingCentral" in ran.err
+    assert await ActionStore(rig.p.store).list() == []
+
+
+async def test_the_policy_name_is_reserved_in_the_cli(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    ext = await rig.user()
+    action_id = await rig.propose("deprovision", ext)
+
+    ran = await rig.approve(action_id, by="Policy")
+
+    assert ran.code == 2
+    assert "reserved" in ran.err
+    assert (await rig.action(action_id)).state is ActionState.PROPOSED

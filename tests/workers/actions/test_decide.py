@@ -81,6 +81,12 @@ def _check(found: Run | Refuse, expected: Run | str) -> None:
         # A crashed attempt that wrote nothing: the normal checks and steps.
         (Kind.SUSPEND, "Enabled", user("Enabled"), True, Run((Step.SUSPEND,))),
         (Kind.SUSPEND, "Enabled", user("NotActivated"), True, "status Enabled → NotActivated"),
+        # A resumed deprovision whose user became protected or changed type: never deleted.
+        (Kind.DEPROVISION, "Enabled", user("Disabled", roles=("Super Admin",)), True, "Admin"),
+        (Kind.DEPROVISION, "Enabled", user("Disabled", id="1"), True, "operator"),
+        (Kind.DEPROVISION, "Enabled", user("Disabled", id="2"), True, "credential"),
+        (Kind.DEPROVISION, "Enabled", user("Disabled", type="IvrMenu"), True, "→ IvrMenu"),
+        (Kind.SUSPEND, "Enabled", user("Enabled", roles=("Super Admin",)), True, "Super Admin"),
     ],
 )  # fmt: skip
 def test_execution(
@@ -90,8 +96,55 @@ def test_execution(
 
 
 @pytest.mark.parametrize(
+    ("fresh", "resumed", "expected"),
+    [
+        # Suspended, waiting for its delete: the delete, once the checks pass.
+        (user("Disabled"), True, Run((Step.DELETE,))),
+        (user("Disabled"), False, Run((Step.DELETE,))),
+        (None, True, Run(())),
+        # Reactivated by a person while the delete waited: failed, neither suspended nor deleted.
+        (user("Enabled"), True, "reactivated while waiting"),
+        (user("NotActivated"), False, "reactivated while waiting"),
+        (user("Disabled", roles=("Super Admin",)), True, "Super Admin"),
+    ],
+)  # fmt: skip
+def test_a_deprovision_whose_suspend_went_out(
+    fresh: Subject | None, resumed: bool, expected: Run | str
+) -> None:
+    found = execution(
+        Kind.DEPROVISION, user("Enabled"), fresh, FACTS, resumed=resumed, suspended=True
+    )
+    _check(found, expected)
+
+
+@pytest.mark.parametrize(
+    ("subject", "facts", "expected"),
+    [
+        # Unknown facts protect: no operator named, roles unreadable.
+        (user(), Protection(operator_id=None, owner_id="2"), "operator extension is not known"),
+        (Subject("101", "User", "Enabled", roles_known=False),
+         FACTS, "roles could not be read"),
+        # Super Admin by its role id, whatever its name says.
+        (Subject("101", "User", "Enabled", roles=("",), role_ids=("1",)), FACTS, "Super Admin"),
+    ],
+)  # fmt: skip
+def test_protection_fails_closed(subject: Subject, facts: Protection, expected: str) -> None:
+    _check(preflight(Kind.SUSPEND, subject, facts), expected)
+    _check(execution(Kind.SUSPEND, user(), subject, facts), expected)
+
+
+@pytest.mark.parametrize(
     ("proposer", "approver", "allowed"),
-    [("ada", "bob", True), ("ada", "ada", False), ("Ada", " ada ", False), ("ada", "policy", True)],
+    [
+        ("ada", "bob", True),
+        ("ada", "ada", False),
+        ("Ada", " ada ", False),
+        # "policy" approves only inside the gate; a blank name is nobody.
+        ("ada", "policy", False),
+        ("ada", " Policy ", False),
+        ("ada", "", False),
+        ("ada", "   ", False),
+    ],
 )
 def test_the_approver_is_not_the_proposer(proposer: str, approver: str, allowed: bool) -> None:
     assert may_approve(proposer, approver) is allowed

@@ -4,11 +4,20 @@ RingCentral, and a signed offboarding sink downstream."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from arq.connections import RedisSettings, create_pool
 
 from tests.fixtures.pipeline import eventually
 from tests.workers.actions.conftest import MakeRig, Rig, sequences_in_order
 from workers.actions.decide import ActionState
+from workers.actions.deletes import queue_delete
+from workers.actions.run import sweep_actions
+from workers.actions.store import ActionStore
+from workers.context import deps, shutdown, startup
 from workers.decide import Roles
 
 SUPER_ADMIN = {"id": "1", "name": "Super Admin"}
@@ -135,8 +144,11 @@ async def test_a_three_user_deprovision_with_one_refused(make_rig: MakeRig) -> N
     users = [await rig.user(status="Disabled") for _ in range(3)]  # suspended: deletes only
     ids = [await rig.propose("deprovision", ext) for ext in users]
     world.fail_writes([users[1]], status=400, error_code="USR-123")
+    # All three approved before a worker looks: they share one call (up to 50 ids a call).
+    await rig.p.stop_workers()
     for action_id in ids:
         assert (await rig.approve(action_id)).code == 0
+    rig.p.start_worker()
 
     settled = [await rig.settled(action_id) for action_id in ids]
 
@@ -146,11 +158,43 @@ async def test_a_three_user_deprovision_with_one_refused(make_rig: MakeRig) -> N
     assert world.find(users[2]) is None
     assert world.user(users[1])["status"] == "Disabled"
     writes = rig.writes()
-    assert {c["method"] for c in writes} == {"DELETE"}
-    assert 1 <= len(writes) <= 3  # up to 50 a call: how many depends on when they were approved
+    # ⌈3/50⌉ = 1 Heavy call; the refused id was not sent again (no second call at all).
+    assert [c["method"] for c in writes] == ["DELETE"]
 
 
-async def test_the_hourly_cap_holds_the_rest_and_status_says_so(make_rig: MakeRig) -> None:
+async def test_not_found_in_the_delete_answer_is_re_read(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    world = rig.p.sandbox.world
+    ext = await rig.user(status="Disabled")
+    action_id = await rig.propose("deprovision", ext)
+    # RingCentral answers the DELETE with a per-item not-found, yet the extension is gone (as
+    # when a retried call's first attempt landed and its answer was lost).
+    world.fail_writes([ext], status=404, error_code="CMN-102")
+    vanished: list[str] = []
+
+    async def gone_before_the_delete(path: str) -> None:
+        if path.endswith("/extensions") and not vanished:
+            world.delete(ext)
+            vanished.append(ext)
+
+    world.before_reply = gone_before_the_delete
+    assert (await rig.approve(action_id)).code == 0
+    action = await rig.settled(action_id)
+    world.before_reply = None
+
+    # RingCentral answered CMN-102 for it; the re-read says it is gone: done, not failed.
+    assert vanished
+    assert [(c["method"], c["status"]) for c in rig.writes()] == [("DELETE", 200)]
+    assert action.state is ActionState.DONE, action.error
+    row = await rig.p.store.get_user(rig.p.sandbox.account_id, ext)
+    assert row is not None
+    assert row.state.value == "deprovisioned"
+
+
+async def test_the_hourly_cap_holds_the_rest_and_status_says_so(
+    make_rig: MakeRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="workers.actions.run")
     cap = {"RINGSYNC_ACTIONS_MAX_PER_HOUR": "2"}
     rig = await make_rig(actions_max_per_hour=2, env=cap)
     users = [await rig.user() for _ in range(3)]
@@ -160,6 +204,15 @@ async def test_the_hourly_cap_holds_the_rest_and_status_says_so(make_rig: MakeRi
 
     first = [await rig.settled(action_id) for action_id in ids[:2]]
     assert all(a.state is ActionState.DONE for a in first)
+
+    async def third_waits() -> bool:
+        return any(
+            r.getMessage() == "action waits for the hourly cap"
+            and getattr(r, "action", None) == ids[2]
+            for r in caplog.records
+        )
+
+    await eventually(third_waits, what="the third action's attempt told to wait")
     # The third waits (approved) for a later hour; the worker keeps it queued, never runs it.
     status = await rig.cli("status", "--json")
     assert status.code == 1
@@ -203,3 +256,55 @@ async def test_dry_run_shows_the_preflight_and_records_nothing(make_rig: MakeRig
     listed = await rig.cli("actions", "list", "--json")
     assert listed.out == ""
     assert rig.writes() == []
+
+
+async def test_a_user_reactivated_while_the_delete_waits_is_not_deleted(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig()
+    world = rig.p.sandbox.world
+    ext = await rig.user()
+    action_id = await rig.propose("deprovision", ext)
+    reactivated: list[str] = []
+
+    async def reactivate_after_the_suspend(path: str) -> None:
+        # The suspend has landed; a person reactivates the user before the delete goes out.
+        landed = path.endswith(f"/extension/{ext}") and world.user(ext)["status"] == "Disabled"
+        if landed and not reactivated:
+            world.enable(ext)
+            reactivated.append(ext)
+
+    world.before_reply = reactivate_after_the_suspend
+    assert (await rig.approve(action_id)).code == 0
+    action = await rig.settled(action_id)
+    world.before_reply = None
+
+    assert reactivated
+    assert action.state is ActionState.FAILED
+    assert "reactivated while waiting" in (action.error or "")
+    assert world.user(ext)["status"] == "Enabled"
+    assert [c["method"] for c in rig.writes(ext)] == ["PUT"]  # one suspend, no second, no DELETE
+
+
+async def test_the_sweep_leaves_queued_deletes_to_their_batch(make_rig: MakeRig) -> None:
+    rig = await make_rig()
+    waiting_one, queued_one = await rig.user(), await rig.user(status="Disabled")
+    ids = [await rig.propose("deprovision", ext) for ext in (waiting_one, queued_one)]
+    await rig.p.stop_workers()  # nothing runs: the sweep's own answer is looked at
+    book = ActionStore(rig.p.store)
+    for action_id in ids:
+        await book.approve(action_id, "bob")
+    pool = await create_pool(RedisSettings.from_dsn(rig.p.settings.redis_url))
+    ctx: dict[str, Any] = {"settings": rig.p.settings, "redis": pool}
+    await startup(ctx)
+    try:
+        claimed = await book.claim(ids[1], 50)
+        assert claimed is not None
+        await queue_delete(deps(ctx), claimed)  # suspended, waiting in the delete queue
+        reads = rig.p.reads()
+
+        assert await sweep_actions(ctx) == "1 due"  # the approved one; not the queued delete
+        assert rig.p.reads() == reads
+    finally:
+        await shutdown(ctx)
+        await pool.aclose()

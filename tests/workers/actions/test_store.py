@@ -173,3 +173,20 @@ async def test_the_hourly_cap_is_per_account(store: Store, account_id: str) -> N
     assert await book.claim(ids[other], 1) is not None
     assert (await book.counts(1, account_id))["running"] == 1
     assert (await book.counts(1, other))["running"] == 1
+
+
+async def test_one_open_action_a_user(store: Store, account_id: str) -> None:
+    await mirrored(store, account_id, "101")
+    book = ActionStore(store)
+    first = await propose(book, account_id, kind=Kind.DEPROVISION)
+
+    for kind in (Kind.DEPROVISION, Kind.SUSPEND):  # proposed, then approved: still open
+        with pytest.raises(Refused, match=f"action {first.action.id} .* still open"):
+            await propose(book, account_id, kind=kind)
+        if kind is Kind.DEPROVISION:
+            await book.approve(first.action.id, "bob")
+    await book.cancel(first.action.id, "bob")
+
+    again = await propose(book, account_id, kind=Kind.DEPROVISION)  # the first is closed
+    assert again.action.state is ActionState.PROPOSED
+    assert len(await book.list(extension_id="101")) == 2
