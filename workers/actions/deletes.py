@@ -26,8 +26,10 @@ from workers.ringcentral.client import DELETE_CHUNK
 from workers.ringcentral.errors import ApiError
 from workers.ringcentral.resources import Gone as ClientGone
 
-# How long a queued delete may wait for others to fill its call (see `_gathering`).
-GATHER: Final = 60.0
+# How long a queued delete may wait for others to fill its call (see `_gathering`): at the
+# default limits 50 deprovisions take about two minutes to re-read (2 Light requests each, 50 a
+# minute), so a shorter wait would send half-full calls.
+GATHER: Final = 300.0
 # A batch holds the account's delete lock this long, kept alive while it runs.
 LOCK_TTL: Final = 10.0
 
