@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from workers.actions.action import Action
 from workers.actions.decide import FINISHED, ActionState, Refuse, Step, Subject, execution
-from workers.actions.deletes import queue_delete, queue_pending_deletes
+from workers.actions.deletes import queue_delete, queue_pending_deletes, queued_deletes
 from workers.actions.gate import queue_run
 from workers.actions.outcome import finish, mirror
 from workers.actions.protection import protection
@@ -131,7 +131,9 @@ async def sweep_actions(ctx: dict[str, Any]) -> str:
     """Queue every approved action (those the hourly cap held back) and every running one (an
     attempt may have died: its lock decides) of the account."""
     d = deps(ctx)
-    due = await ActionStore(d.store).due(await d.account_id())
+    # Those waiting in the delete queue are the batch's: re-running them would only re-read.
+    waiting = await queued_deletes(d)
+    due = [a for a in await ActionStore(d.store).due(await d.account_id()) if a.id not in waiting]
     for action in due:
         await queue_run(d, action)
     await queue_pending_deletes(d)
