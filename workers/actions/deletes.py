@@ -31,8 +31,10 @@ from workers.ringcentral.errors import ApiError, AuthError
 
 log = logging.getLogger(__name__)
 
-# How long a queued delete may wait for others to fill its call (see `_gathering`).
-GATHER: Final = 60.0
+# How long a queued delete may wait for others to fill its call (see `_gathering`): at the
+# default limits 50 deprovisions take about two minutes to re-read (2 Light requests each, 50 a
+# minute), so a shorter wait would send half-full calls.
+GATHER: Final = 300.0
 # A batch holds the account's delete lock this long, kept alive while it runs.
 LOCK_TTL: Final = 10.0
 # How long a deprovision's "suspend sent" note is kept (a week: far beyond any wait).
@@ -199,3 +201,8 @@ async def queue_pending_deletes(d: Deps) -> None:
     """Queue a batch when the account's delete queue holds anything (the sweep's check)."""
     if await d.redis.zcard(_deleting(d)):
         await _queue_batch(d)
+
+
+async def queued_deletes(d: Deps) -> set[str]:
+    """The ids of the account's actions waiting in the delete queue."""
+    return {member.decode() for member in await d.redis.zrange(_deleting(d), 0, -1)}
