@@ -201,8 +201,3 @@ async def queue_pending_deletes(d: Deps) -> None:
     """Queue a batch when the account's delete queue holds anything (the sweep's check)."""
     if await d.redis.zcard(_deleting(d)):
         await _queue_batch(d)
-
-
-async def queued_deletes(d: Deps) -> set[str]:
-    """The ids of the account's actions waiting in the delete queue."""
-    return {member.decode() for member in await d.redis.zrange(_deleting(d), 0, -1)}
