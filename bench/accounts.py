@@ -24,7 +24,12 @@ the full size: (c) at full size, 1,000 accounts x 100 users: 171 requests an acc
 throttled. (a)/(b) at 20 accounts x 100 users (10 changes/s), --seconds 10, the first account
 10,000 users bulk-changed: (a) p50 45-80 ms, p99 110-950 ms; (b) p50 100-2,400 ms, p99
 540-4,100 ms (runs minutes apart). From 40 accounts (20 changes/s) the pipeline fell behind on
-that machine (p50 of seconds); the full size was not reached.
+that machine (p50 of seconds); the full size was not reached. Since a lone change is reconciled
+inside its ingest whatever other accounts have queued, and account rows and last_event_at are
+no longer read/written per account per change: 100 accounts x 50 users, --seconds 20 --bulk 0,
+(a) p50 1.6 s, p99 4.0 s against 5.3 s / 9.8 s run just before without them; at 60 and 80
+accounts both kept up (p99 190-400 ms). Still behind at 100: see the worker's profile, mostly
+round trips to Redis, PostgreSQL and the sandbox (about 40 a change) on 2 loaded cores.
 """
 
 from __future__ import annotations
