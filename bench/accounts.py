@@ -28,8 +28,9 @@ that machine (p50 of seconds); the full size was not reached. Since a lone chang
 inside its ingest whatever other accounts have queued, and account rows and last_event_at are
 no longer read/written per account per change: 100 accounts x 50 users, --seconds 20 --bulk 0,
 (a) p50 1.6 s, p99 4.0 s against 5.3 s / 9.8 s run just before without them; at 60 and 80
-accounts both kept up (p99 190-400 ms). Still behind at 100: see the worker's profile, mostly
-round trips to Redis, PostgreSQL and the sandbox (about 40 a change) on 2 loaded cores.
+accounts both kept up (p99 190-400 ms). Still behind at 100: the workers' event loops spend
+about half their time in socket writes to Redis, PostgreSQL and the sandbox (every change is
+dozens of round trips) on 2 loaded cores.
 """
 
 from __future__ import annotations
