@@ -24,7 +24,14 @@ the full size: (c) at full size, 1,000 accounts x 100 users: 171 requests an acc
 throttled. (a)/(b) at 20 accounts x 100 users (10 changes/s), --seconds 10, the first account
 10,000 users bulk-changed: (a) p50 45-80 ms, p99 110-950 ms; (b) p50 100-2,400 ms, p99
 540-4,100 ms (runs minutes apart). From 40 accounts (20 changes/s) the pipeline fell behind on
-that machine (p50 of seconds); the full size was not reached.
+that machine (p50 of seconds); the full size was not reached. It was a tipping point: once the
+queue held 50 jobs of any accounts, every change took a second job, so a pipeline behind stayed
+behind. Now a change waits only for its own account's backlog, and account rows and
+last_event_at are no longer read/written per account per change. 100 accounts x 50 users,
+--seconds 20 --bulk 0, (a) p50 / p99: before, 5.3-26 s / 9.8-31 s in seven loaded runs (44 ms /
+132 ms once, on a quiet machine); after, 0.9-1.6 s / 4.0-4.2 s in two loaded runs, 46-48 ms /
+133-193 ms in two quiet ones. Behind, the workers' event loops spend about half their time in
+socket writes to Redis, PostgreSQL and the sandbox (dozens of round trips a change).
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ _OLDEST_MS: Final = 3_600_000
 # rule). Running jobs stay in arq's sorted set: the earliest *waiting* job is the first one
 # without an in-progress key. Times are integral ms: Redis hands Lua numbers to its commands
 # with 14 significant digits.
-_ENQUEUE_LUA: Final = f"""
+_EARLIEST_LUA: Final = f"""
 local now = tonumber(ARGV[2])
 local earliest = now
 local head = redis.call('ZRANGE', ARGV[1], 0, {_HEAD_SCAN - 1}, 'WITHSCORES')
@@ -78,6 +78,10 @@ for j = 1, #head, 2 do
     break
   end
 end
+"""
+_ENQUEUE_LUA: Final = (
+    _EARLIEST_LUA
+    + f"""
 local out = {{}}
 for i = 3, #ARGV, 5 do
   local id = ARGV[i]
@@ -104,6 +108,16 @@ for i = 3, #ARGV, 5 do
 end
 return out
 """
+)
+# ARGV = queue name, now ms, turn key. How many jobs of the turn key's account are queued and
+# waiting: its turn lies that many TURN_MS past the earliest waiting job (0 when it has none).
+_ACCOUNT_BACKLOG_LUA: Final = (
+    _EARLIEST_LUA
+    + f"""
+local turn = tonumber(redis.call('GET', ARGV[3]) or '0')
+return math.max(math.floor((turn - earliest) / {TURN_MS}), 0)
+"""
+)
 
 
 @dataclass(slots=True)
@@ -153,6 +167,14 @@ class Queue:
         due = now_ms + TURN_HORIZON_MS
         count: int = await self._redis.zcount(self._queue_name, "-inf", due)
         return count
+
+    async def account_backlog(self) -> int:
+        """Jobs of this queue's account queued and waiting for a worker (others' not counted):
+        how far its turn lies past the earliest waiting job, in turns."""
+        now_ms = int(time.time() * 1000)
+        args: list[Any] = [self._queue_name, now_ms, self.turn_key(self._account)]
+        found = await self._redis.eval(_ACCOUNT_BACKLOG_LUA, 0, *args)  # type: ignore[misc]
+        return int(found)
 
     async def enqueue(
         self,

@@ -55,9 +55,12 @@ class Deps:
                 self._account_id = cached.decode()
         return self._account_id
 
-    async def note_event(self, received_at: datetime, every: float = 1.0) -> None:
-        """Record when a notification last arrived (silence detection, status), at most once a
-        second per worker: one write a notification would double the store's write load."""
+    async def note_event(self, received_at: datetime, every: float = 10.0) -> None:
+        """Record when a notification last arrived (silence detection, status), at most once
+        every `every` seconds per account and worker: one write a notification would double
+        the store's write load, and with many accounts each changing now and then, a shorter
+        pause would still mean one write a notification. Silence is counted in hours, and an
+        older mark only makes a gap's resync start earlier."""
         now = time.monotonic()
         if now - self._last_event_noted >= every:
             self._last_event_noted = now

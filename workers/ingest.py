@@ -39,8 +39,10 @@ RECEIVED = "received"
 # A batch runs first: single jobs queued beside it wait this long, then find themselves covered.
 BATCH_HEAD_START = 0.5
 # A notification naming at most this many users reconciles them at once, inside the ingest,
-# while the queue is short: under a burst, changes are marked and queued instead, so the dirty
-# set grows and one listing can cover them (see `workers.batching`).
+# while its account has few jobs waiting: under a burst, changes are marked and queued instead,
+# so the dirty set grows and one listing can cover them (see `workers.batching`). Other
+# accounts' jobs do not count: a hundred accounts changing one user each are no burst, and
+# queuing them would double their jobs just when the workers are busiest.
 INLINE_MAX = 4
 INLINE_BACKLOG = 50
 
@@ -168,11 +170,12 @@ async def _listing_covers(d: Deps, cause: str | None) -> bool:
 
 
 async def _at_once(d: Deps, reads: int) -> bool:
-    """Whether `reads` single reads can go now: budget left, and no backlog to leave behind."""
+    """Whether `reads` single reads can go now: budget left, and no backlog of the account's
+    own to leave behind."""
     light = (await d.budget_snapshot()).get("light")
     if light is not None and (light.remaining < reads or light.available_in > 0):
         return False
-    return await d.queue.backlog() < INLINE_BACKLOG
+    return await d.queue.account_backlog() < INLINE_BACKLOG
 
 
 async def _reconcile_inline(d: Deps, mark: Marked, cause: str | None, inline: Inline) -> bool:

@@ -71,6 +71,26 @@ async def test_accounts_take_turns(redis: aioredis.Redis, namespace: str) -> Non
         await redis.delete(busy.turn_key("2001"), lone.turn_key("2002"))
 
 
+async def test_an_accounts_backlog_counts_its_own_waiting_jobs_only(
+    redis: aioredis.Redis, namespace: str
+) -> None:
+    name = f"{namespace}:q"
+    busy, lone, idle = (Queue(redis, name, account=a) for a in ("2001", "2002", "2003"))
+    ids = [f"{namespace}-busy-{i}" for i in range(60)]
+    try:
+        await asyncio.gather(*(busy.enqueue("job", job_id=job_id) for job_id in ids))
+        await lone.enqueue("job", job_id=f"{namespace}-lone")
+        assert await busy.account_backlog() >= len(ids) - 1
+        assert await lone.account_backlog() <= 1
+        assert await idle.account_backlog() == 0
+        # The whole queue is long all the same: that is not the lone account's burst.
+        assert await lone.backlog() == len(ids) + 1
+    finally:
+        await redis.delete(*(f"arq:job:{job_id}" for job_id in ids))
+        await redis.delete(f"arq:job:{namespace}-lone")
+        await redis.delete(*(q.turn_key(a) for q, a in ((busy, "2001"), (lone, "2002"))))
+
+
 async def test_errors_reach_every_waiting_caller() -> None:
     client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     queue = Queue(client, "q")

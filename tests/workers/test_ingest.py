@@ -11,7 +11,7 @@ import orjson
 import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
-from events.queue import RENEW
+from events.queue import RENEW, Queue
 from tests.fixtures.pipeline import MakePipeline, Pipeline
 from workers.context import deps, shutdown, startup
 from workers.ingest import INLINE_BACKLOG, ingest
@@ -148,6 +148,26 @@ async def test_under_a_backlog_changes_are_queued_so_a_listing_can_cover_them(
     assert quiet.reads() == 0
     assert await queued(quiet, ctx, ext, 1) is not None
     assert await d.coalescer.dirty() == [ext]
+
+
+async def test_other_accounts_backlog_does_not_hold_a_lone_change_back(
+    quiet: Pipeline, ctx: Ctx
+) -> None:
+    """A hundred accounts changing a user each are no burst: this account's change is still
+    reconciled at once, not queued behind them as a second job."""
+    ext = quiet.sandbox.world.create_user(first_name="Many", last_name="Accounts")
+    d = deps(ctx)
+    others = [Queue(d.redis, d.queue.name, account=str(9000 + n)) for n in range(INLINE_BACKLOG)]
+    for other in others:
+        await other.enqueue("not-run-here")
+    assert await d.queue.backlog() >= INLINE_BACKLOG
+    update = {"extensionId": ext, "eventType": "Update"}
+    assert await ingest(ctx, raw("/restapi/v1.0/account/~/extension", update), now_ms()) == (
+        "scheduled"
+    )
+    assert (await quiet.mirror())[ext].last_name == "Accounts"
+    assert quiet.reads() == 1
+    assert await queued(quiet, ctx, ext, 1) is None
 
 
 async def test_a_bulk_change_is_one_listing_job_and_what_it_misses_gets_its_own(

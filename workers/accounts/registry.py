@@ -74,7 +74,11 @@ class Registry:
         self._base = base
         self._book = AccountStore(base.store)
         self._metrics = metrics
-        self._built: dict[str, tuple[float, Account, Deps]] = {}
+        self._built: dict[str, tuple[Account, Deps]] = {}
+        # Every stored account's row, read in one query at most once every RELOAD_EVERY: one
+        # read per account per RELOAD_EVERY costs a busy worker of many accounts dearly.
+        self._rows: dict[str, Account] = {}
+        self._rows_at = -RELOAD_EVERY
         self._default_registered = False
         self._default_failing: tuple[float, bool] = (0.0, False)
         base.client.on_refused = self._default_refused
@@ -89,10 +93,21 @@ class Registry:
         """Whether RingCentral refused the RC_* credentials (until a restart with new ones)."""
         checked, failing = self._default_failing
         if time.monotonic() - checked >= RELOAD_EVERY:
-            found = [a for a in await self._book.list() if a.is_default]
+            rows = await self._accounts()
+            found = [a for a in rows.values() if a.is_default]
             failing = bool(found) and found[0].state is AccountState.FAILING
             self._default_failing = (time.monotonic(), failing)
         return failing
+
+    async def _accounts(self, *, missing: str = "") -> dict[str, Account]:
+        """Every stored account's row (removed ones too), at most RELOAD_EVERY old; read again
+        at once when `missing` is not among them (an account added a moment ago)."""
+        now = time.monotonic()
+        if now - self._rows_at >= RELOAD_EVERY or (missing and missing not in self._rows):
+            rows = await self._book.list(include_removed=True)
+            self._rows = {row.account_id: row for row in rows}
+            self._rows_at = now
+        return self._rows
 
     async def reactivate_default(self) -> None:
         await self._book.reactivate_default()
@@ -116,20 +131,16 @@ class Registry:
     async def deps(self, account_id: str) -> Deps | None:
         """The account's Deps (`active` False while it is failing), or None when it was removed
         or is unknown."""
-        now = time.monotonic()
-        cached = self._built.get(account_id)
-        if cached is not None and now - cached[0] < RELOAD_EVERY:
-            return cached[2]
-        account = await self._book.get(account_id)
+        account = (await self._accounts(missing=account_id)).get(account_id)
         if account is None or account.state is AccountState.REMOVED:
             return None
         if account.is_default:
             return self._base
-        if cached is not None and cached[1].updated_at == account.updated_at:
-            self._built[account_id] = (now, account, cached[2])
-            return cached[2]
+        cached = self._built.get(account_id)
+        if cached is not None and cached[0].updated_at == account.updated_at:
+            return cached[1]
         if cached is not None:
-            await close(cached[2])
+            await close(cached[1])
         transport = None
         if self._metrics is not None:
             transport = self._metrics.transport(account=account_id)
@@ -140,11 +151,11 @@ class Registry:
             transport=transport,
         )
         built = dataclasses.replace(built, active=account.state is AccountState.ACTIVE)
-        self._built[account_id] = (now, account, built)
+        self._built[account_id] = (account, built)
         return built
 
     async def close(self) -> None:
-        for _, _, built in self._built.values():
+        for _, built in self._built.values():
             await close(built)
         self._built.clear()
 
