@@ -5,12 +5,13 @@ deprovision's suspend included: never a second one, even for a user reactivated 
 from __future__ import annotations
 
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.pipeline import eventually
-from tests.workers.actions.conftest import MakeRig
+from tests.workers.actions.conftest import MakeRig, Rig
 from workers.actions.decide import ActionState
 
 
@@ -22,27 +23,7 @@ async def test_a_worker_killed_after_the_write_still_writes_once(
     first = rig.p.spawn_worker(tmp_path / "worker-1.log")
     ext = await rig.user()
     action_id = await rig.propose("suspend", ext)
-    killed: list[int] = []
-
-    async def kill_after_the_write(path: str) -> None:
-        # The PUT's change is applied and its reply not yet sent: the worker dies right there.
-        if (
-            not killed
-            and path.endswith(f"/extension/{ext}")
-            and world.user(ext)["status"] == "Disabled"
-        ):
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-            killed.append(first.pid)
-
-    world.before_reply = kill_after_the_write
-    assert (await rig.approve(action_id)).code == 0
-
-    async def cut() -> bool:
-        return bool(killed)
-
-    await eventually(cut, what="the worker killed after its write")
-    world.before_reply = None
+    await _approve_and_kill_after_the_suspend(rig, first, ext, action_id)
     assert (await rig.action(action_id)).state is ActionState.RUNNING  # written, not recorded
     rig.p.spawn_worker(tmp_path / "worker-2.log")
 
@@ -65,26 +46,7 @@ async def test_a_deprovision_killed_after_its_suspend_never_suspends_twice(
     first = rig.p.spawn_worker(tmp_path / "worker-1.log")
     ext = await rig.user()
     action_id = await rig.propose("deprovision", ext)
-    killed: list[int] = []
-
-    async def kill_after_the_suspend(path: str) -> None:
-        if (
-            not killed
-            and path.endswith(f"/extension/{ext}")
-            and world.user(ext)["status"] == "Disabled"
-        ):
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-            killed.append(first.pid)
-
-    world.before_reply = kill_after_the_suspend
-    assert (await rig.approve(action_id)).code == 0
-
-    async def cut() -> bool:
-        return bool(killed)
-
-    await eventually(cut, what="the worker killed after its suspend")
-    world.before_reply = None
+    await _approve_and_kill_after_the_suspend(rig, first, ext, action_id)
     if reactivated:
         world.enable(ext)  # a person brings the user back before anything resumes
     rig.p.spawn_worker(tmp_path / "worker-2.log")
@@ -100,3 +62,31 @@ async def test_a_deprovision_killed_after_its_suspend_never_suspends_twice(
         assert action.state is ActionState.DONE, action.error
         assert world.find(ext) is None
         assert [c["method"] for c in rig.writes(ext)] == ["PUT", "DELETE"]
+
+
+async def _approve_and_kill_after_the_suspend(
+    rig: Rig, first: subprocess.Popen[bytes], ext: str, action_id: str
+) -> None:
+    """Approve the action and SIGKILL the running worker `first` the moment its suspend PUT is
+    applied in RingCentral, before the reply is sent."""
+    world = rig.p.sandbox.world
+    killed: list[int] = []
+
+    async def kill_after_the_write(path: str) -> None:
+        if (
+            not killed
+            and path.endswith(f"/extension/{ext}")
+            and world.user(ext)["status"] == "Disabled"
+        ):
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            killed.append(first.pid)
+
+    world.before_reply = kill_after_the_write
+    assert (await rig.approve(action_id)).code == 0
+
+    async def cut() -> bool:
+        return bool(killed)
+
+    await eventually(cut, what="the worker killed after its suspend")
+    world.before_reply = None
