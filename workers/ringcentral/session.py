@@ -12,8 +12,10 @@ host's: every process stamps its reads on the same clock.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -47,6 +49,16 @@ MAX_SERVER_WAIT = 10.0
 MAX_429_IN_A_ROW = 3
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every account's client in this process.
+
+    Building one loads the CA bundle (~30 ms of CPU); a worker serving 400 accounts would otherwise
+    spend seconds of its start-up, and of every credential update, doing it again per account.
+    """
+    return httpx.create_ssl_context()
+
+
 class Session:
     """The budgeted, authenticated, retrying request loop behind `RingCentral`."""
 
@@ -72,6 +84,7 @@ class Session:
         self._http = httpx.AsyncClient(
             base_url=settings.rc_server_url,
             transport=transport,
+            verify=tls_context(),
             timeout=timeout,
             headers={"Accept": "application/json"},
         )

@@ -309,3 +309,20 @@ async def test_no_secret_reaches_the_logs(
     assert caplog.records
     for record in caplog.records:
         _no_secrets(repr(record.__dict__))
+
+
+async def test_every_accounts_client_shares_one_tls_context(
+    make_settings: Callable[..., Settings], redis: aioredis.Redis
+) -> None:
+    """Each account has its own client; loading the CA bundle once per account made a worker's
+    start-up with hundreds of accounts CPU-bound for seconds."""
+    clients = [
+        RingCentral(make_settings(rc_server_url=f"https://rc{n}.example.test"), redis)
+        for n in range(3)
+    ]
+    try:
+        contexts = {id(client._session._http._transport._pool._ssl_context) for client in clients}  # type: ignore[attr-defined]
+        assert len(contexts) == 1
+    finally:
+        for client in clients:
+            await client.aclose()
