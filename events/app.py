@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -49,10 +49,16 @@ class Receiver:
     metrics: ReceiverMetrics
     refusals: Refusals
     router: Router
+    # A notification's job id is this plus its uuid (`Settings.key("notification", uuid)`).
+    job_prefix: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.job_prefix = self.settings.key("notification", "")
 
 
 def receiver(request: Request) -> Receiver:
-    return cast(Receiver, request.state.receiver)
+    # The lifespan's state, read from the scope: `request.state` builds a wrapper a request.
+    return cast(Receiver, request.scope["state"]["receiver"])
 
 
 def _reply(status: int, outcome: str, metrics: ReceiverMetrics, reason: str = "") -> Response:
@@ -124,6 +130,7 @@ async def webhook(request: Request) -> Response:
 
     # A stored account's ingest acts for it; the default account's looks as it always did.
     scope: dict[str, Any] = {"account": account} if account else {}
+    kind = notification.kind
     started = time.perf_counter()
     try:
         # The queue's write times out (RINGSYNC_ENQUEUE_TIMEOUT), failing every request it held.
@@ -132,8 +139,8 @@ async def webhook(request: Request) -> Response:
             body,
             int(time.time() * 1000),
             # Unknown events are queued too, marked so: kept for audit, never reconciled.
-            notification.kind.value,
-            job_id=rx.settings.key("notification", notification.uuid),
+            kind.value,
+            job_id=rx.job_prefix + notification.uuid,
             **scope,
         )
     except (RedisError, OSError, TimeoutError) as exc:
@@ -145,7 +152,7 @@ async def webhook(request: Request) -> Response:
         rx.refusals.note(account)
         return _reply(503, "unavailable", metrics, "queue unavailable, retry later")
     metrics.enqueue_seconds.observe(time.perf_counter() - started)
-    if notification.kind is Kind.UNKNOWN:
+    if kind is Kind.UNKNOWN:
         log.info("unknown event kept for audit", extra={"uuid": notification.uuid})
     return _reply(200, "queued" if queued else "duplicate", metrics)
 

@@ -198,7 +198,9 @@ class Queue:
         now_ms = int(time.time() * 1000)
         score = now_ms + int(defer_by * 1000)
         data = {"t": None, "f": function, "a": args, "k": kwargs, "et": now_ms}
-        loop = asyncio.get_running_loop()
+        # The flusher's loop is the running one; asking asyncio costs a getpid() system call.
+        flusher = self._flusher
+        loop = asyncio.get_running_loop() if flusher is None else flusher.get_loop()
         pending = _Pending(
             job_id=job_id or _new_id(),
             score=score,
@@ -208,7 +210,7 @@ class Queue:
             done=loop.create_future(),
         )
         self._pending.append(pending)
-        if self._flusher is None:
+        if flusher is None:
             self._flusher = loop.create_task(self._flush())
         return await pending.done
 
