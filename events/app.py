@@ -71,19 +71,46 @@ class _TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, declared: str | None, limit: int) -> bytes:
     """The body, refused as soon as it passes `limit` bytes (before anything parses it)."""
-    declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
+    # Straight from `receive` (what `request.stream()` does, without an async generator).
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    more = True
+    while more:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+# The request headers the webhook reads, by their place in what `_headers` returns.
+_CONTENT_LENGTH, _VERIFICATION, _VALIDATION = 0, 1, 2
+_READ = {
+    b"content-length": _CONTENT_LENGTH,
+    VERIFICATION_HEADER.encode(): _VERIFICATION,
+    VALIDATION_HEADER.encode(): _VALIDATION,
+}
+
+
+def _headers(request: Request) -> list[str | None]:
+    """Content-Length, Verification-Token and Validation-Token (the first of each, or None),
+    in one pass over the raw headers: `request.headers.get` raises and catches a KeyError for
+    each one missing."""
+    found: list[str | None] = [None, None, None]
+    for name, value in request.scope["headers"]:
+        place = _READ.get(name)
+        if place is not None and found[place] is None:
+            found[place] = value.decode("latin-1")
+    return found
 
 
 def _reason(exc: ValidationError) -> str:
@@ -95,21 +122,21 @@ def _reason(exc: ValidationError) -> str:
 async def webhook(request: Request) -> Response:
     rx = receiver(request)
     metrics = rx.metrics
+    headers = _headers(request)
     try:
-        body = await _read_body(request, rx.settings.max_body_bytes)
+        body = await _read_body(request, headers[_CONTENT_LENGTH], rx.settings.max_body_bytes)
     except _TooLarge:
         return _reply(413, "too_large", metrics, f"body over {rx.settings.max_body_bytes} bytes")
     except ClientDisconnect:
         return _reply(400, "disconnected", metrics, "client went away")
 
-    echo = handshake_token(request.headers, body)
+    echo = handshake_token(headers[_VALIDATION], body)
     if echo is not None:
         metrics.count("handshake")
         log.info("subscription handshake answered")
         return Response(b"", media_type=_JSON, headers={"Validation-Token": echo})
 
-    headers = request.headers
-    candidates = (headers.get(VERIFICATION_HEADER), headers.get(VALIDATION_HEADER))
+    candidates = (headers[_VERIFICATION], headers[_VALIDATION])
     try:
         notification = Notification.model_validate_json(body)
     except ValidationError as exc:
