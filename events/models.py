@@ -143,11 +143,12 @@ class Notification(_Model):
     def _typed_body(cls, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, dict):
             raise ValueError("body must be a JSON object")
+        # Their validators straight (model_validate is the same call behind a Python wrapper).
         kind = kind_of(info.data.get("event", ""))
         if kind in (Kind.EXTENSION_LIST, Kind.EXTENSION_INFO):
-            return ExtensionListBody.model_validate(value)
+            return ExtensionListBody.__pydantic_validator__.validate_python(value)
         if kind is Kind.DIRECTORY:
-            return DirectoryBody.model_validate(value)
+            return DirectoryBody.__pydantic_validator__.validate_python(value)
         return value
 
     @property
