@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -49,10 +49,16 @@ class Receiver:
     metrics: ReceiverMetrics
     refusals: Refusals
     router: Router
+    # A notification's job id is this plus its uuid (`Settings.key("notification", uuid)`).
+    job_prefix: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.job_prefix = self.settings.key("notification", "")
 
 
 def receiver(request: Request) -> Receiver:
-    return cast(Receiver, request.state.receiver)
+    # The lifespan's state, read from the scope: `request.state` builds a wrapper a request.
+    return cast(Receiver, request.scope["state"]["receiver"])
 
 
 def _reply(status: int, outcome: str, metrics: ReceiverMetrics, reason: str = "") -> Response:
@@ -65,19 +71,46 @@ class _TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, declared: str | None, limit: int) -> bytes:
     """The body, refused as soon as it passes `limit` bytes (before anything parses it)."""
-    declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
+    # Straight from `receive` (what `request.stream()` does, without an async generator).
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    more = True
+    while more:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+# The request headers the webhook reads, by their place in what `_headers` returns.
+_CONTENT_LENGTH, _VERIFICATION, _VALIDATION = 0, 1, 2
+_READ = {
+    b"content-length": _CONTENT_LENGTH,
+    VERIFICATION_HEADER.encode(): _VERIFICATION,
+    VALIDATION_HEADER.encode(): _VALIDATION,
+}
+
+
+def _headers(request: Request) -> list[str | None]:
+    """Content-Length, Verification-Token and Validation-Token (the first of each, or None),
+    in one pass over the raw headers: `request.headers.get` raises and catches a KeyError for
+    each one missing."""
+    found: list[str | None] = [None, None, None]
+    for name, value in request.scope["headers"]:
+        place = _READ.get(name)
+        if place is not None and found[place] is None:
+            found[place] = value.decode("latin-1")
+    return found
 
 
 def _reason(exc: ValidationError) -> str:
@@ -89,21 +122,21 @@ def _reason(exc: ValidationError) -> str:
 async def webhook(request: Request) -> Response:
     rx = receiver(request)
     metrics = rx.metrics
+    headers = _headers(request)
     try:
-        body = await _read_body(request, rx.settings.max_body_bytes)
+        body = await _read_body(request, headers[_CONTENT_LENGTH], rx.settings.max_body_bytes)
     except _TooLarge:
         return _reply(413, "too_large", metrics, f"body over {rx.settings.max_body_bytes} bytes")
     except ClientDisconnect:
         return _reply(400, "disconnected", metrics, "client went away")
 
-    echo = handshake_token(request.headers, body)
+    echo = handshake_token(headers[_VALIDATION], body)
     if echo is not None:
         metrics.count("handshake")
         log.info("subscription handshake answered")
         return Response(b"", media_type=_JSON, headers={"Validation-Token": echo})
 
-    headers = request.headers
-    candidates = (headers.get(VERIFICATION_HEADER), headers.get(VALIDATION_HEADER))
+    candidates = (headers[_VERIFICATION], headers[_VALIDATION])
     try:
         notification = Notification.model_validate_json(body)
     except ValidationError as exc:
@@ -124,6 +157,7 @@ async def webhook(request: Request) -> Response:
 
     # A stored account's ingest acts for it; the default account's looks as it always did.
     scope: dict[str, Any] = {"account": account} if account else {}
+    kind = notification.kind
     started = time.perf_counter()
     try:
         # The queue's write times out (RINGSYNC_ENQUEUE_TIMEOUT), failing every request it held.
@@ -132,8 +166,8 @@ async def webhook(request: Request) -> Response:
             body,
             int(time.time() * 1000),
             # Unknown events are queued too, marked so: kept for audit, never reconciled.
-            notification.kind.value,
-            job_id=rx.settings.key("notification", notification.uuid),
+            kind.value,
+            job_id=rx.job_prefix + notification.uuid,
             **scope,
         )
     except (RedisError, OSError, TimeoutError) as exc:
@@ -145,7 +179,7 @@ async def webhook(request: Request) -> Response:
         rx.refusals.note(account)
         return _reply(503, "unavailable", metrics, "queue unavailable, retry later")
     metrics.enqueue_seconds.observe(time.perf_counter() - started)
-    if notification.kind is Kind.UNKNOWN:
+    if kind is Kind.UNKNOWN:
         log.info("unknown event kept for audit", extra={"uuid": notification.uuid})
     return _reply(200, "queued" if queued else "duplicate", metrics)
 

@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SkipValidation,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -43,7 +44,9 @@ _OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
 def _parse_time(value: object) -> object:
     # Python < 3.12 rejects a "+0000" offset without a colon; RingCentral sends both forms.
     if isinstance(value, str):
-        return _OFFSET.sub(r"\1:\2", value.strip())
+        value = value.strip()
+        if value[-5:-4] in ("+", "-"):  # what `_OFFSET` needs (a "Z" skips the regex)
+            return _OFFSET.sub(r"\1:\2", value)
     return value
 
 
@@ -128,10 +131,11 @@ class Notification(_Model):
     timestamp: Timestamp
     subscription_id: Id | None = None
     owner_id: Id | None = None
-    # Left to right, dict first: an unknown event's body stays a plain dict even when it happens
-    # to look like an extension body; the typed bodies come from `_typed_body` below.
-    body: dict[str, Any] | ExtensionListBody | DirectoryBody = Field(
-        default_factory=dict, union_mode="left_to_right"
+    # Validated by `_typed_body` alone, which reads the body as the event says (an unknown
+    # event's body stays a plain dict even when it looks like an extension body) and returns
+    # nothing else; a union checked again after it cost a sixth of the receiver's validation.
+    body: Annotated[dict[str, Any] | ExtensionListBody | DirectoryBody, SkipValidation] = Field(
+        default_factory=dict
     )
 
     @field_validator("body", mode="before")
@@ -139,11 +143,12 @@ class Notification(_Model):
     def _typed_body(cls, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, dict):
             raise ValueError("body must be a JSON object")
+        # Their validators straight (model_validate is the same call behind a Python wrapper).
         kind = kind_of(info.data.get("event", ""))
         if kind in (Kind.EXTENSION_LIST, Kind.EXTENSION_INFO):
-            return ExtensionListBody.model_validate(value)
+            return ExtensionListBody.__pydantic_validator__.validate_python(value)
         if kind is Kind.DIRECTORY:
-            return DirectoryBody.model_validate(value)
+            return DirectoryBody.__pydantic_validator__.validate_python(value)
         return value
 
     @property

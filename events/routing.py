@@ -11,8 +11,11 @@ from it (`Settings.account_token`), so a token that opens one account opens no o
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
+from typing import Final
 
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from events.models import Notification
@@ -24,6 +27,13 @@ _ACCOUNT = re.compile(r"/restapi/v1\.0/account/(\d+)(?:/|$|\?)")
 _DERIVED = re.compile(r"[0-9a-f]{64}")
 # Redis hash: subscription id → the stored account it belongs to (absent: the default).
 SUBSCRIPTION_ACCOUNTS = ("subscription", "accounts")
+# How long "no worker has learned the default account yet" is believed before Redis is asked
+# again. Asking on every request cost a Redis round trip each (a quarter of the receiver's CPU
+# under load); until the answer arrives, routing is what it was before a worker learned it.
+DEFAULT_UNKNOWN_FOR: Final = 1.0
+# Accounts whose derived token is kept (an HMAC a request otherwise); any number in a path can
+# ask, so the memory is bounded and simply forgotten when full.
+_TOKENS_KEPT: Final = 4096
 
 
 def named_account(event: str) -> str | None:
@@ -39,12 +49,27 @@ class Router:
     settings: Settings
     redis: Redis
     _default: str | None = field(default=None, repr=False)
+    _unknown_until: float = field(default=0.0, repr=False)
+    _tokens: dict[str, SecretStr] = field(default_factory=dict, repr=False)
+
+    def account_token(self, account: str) -> SecretStr:
+        """`Settings.account_token`, remembered."""
+        token = self._tokens.get(account)
+        if token is None:
+            if len(self._tokens) >= _TOKENS_KEPT:
+                self._tokens.clear()
+            token = self._tokens[account] = self.settings.account_token(account)
+        return token
 
     async def default_account(self) -> str | None:
-        """The default account's id once a worker has learned it (it never changes after)."""
-        if self._default is None:
+        """The default account's id once a worker has learned it (it never changes after);
+        while none has, Redis is asked again at most every `DEFAULT_UNKNOWN_FOR` seconds."""
+        if self._default is None and time.monotonic() >= self._unknown_until:
             known = await self.redis.get(self.settings.root_key("account_id"))
-            self._default = None if known is None else known.decode()
+            if known is None:
+                self._unknown_until = time.monotonic() + DEFAULT_UNKNOWN_FOR
+            else:
+                self._default = known.decode()
         return self._default
 
     async def _subscription_owner(self, notification: Notification) -> str:
@@ -71,10 +96,10 @@ class Router:
             if not any(_DERIVED.fullmatch(c or "") for c in candidates):
                 return None  # not even shaped like an account's token: no lookup needed
             owner = await self._subscription_owner(notification)
-            if owner and token_matches(self.settings.account_token(owner), *candidates):
+            if owner and token_matches(self.account_token(owner), *candidates):
                 return owner
             return None
-        if token_matches(self.settings.account_token(named), *candidates):
+        if token_matches(self.account_token(named), *candidates):
             return "" if named == await self.default_account() else named
         if not token_matches(base, *candidates):
             return None

@@ -8,7 +8,6 @@ docs name that header `Validation-Token`, so a matching one is accepted too.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
 
 from pydantic import SecretStr
 
@@ -19,9 +18,9 @@ VERIFICATION_HEADER = "verification-token"
 MAX_ECHO_BYTES = 512
 
 
-def handshake_token(headers: Mapping[str, str], body: bytes) -> str | None:
-    """The token to echo when this request is a subscription handshake, else None."""
-    token = headers.get(VALIDATION_HEADER)
+def handshake_token(token: str | None, body: bytes) -> str | None:
+    """The token to echo when this request (its Validation-Token header and body) is a
+    subscription handshake, else None."""
     if token and not body.strip() and len(token) <= MAX_ECHO_BYTES:
         return token
     return None

@@ -159,6 +159,38 @@ async def test_oversized_bodies_get_413(
     assert len(await queued(redis, settings)) == 1
 
 
+async def test_a_body_streamed_in_pieces_is_queued_whole(
+    run_receiver: Runner, settings: Settings, redis: aioredis.Redis
+) -> None:
+    sent = orjson.dumps(notification(padding="y" * 900))
+
+    async def pieces() -> Any:  # chunked, no Content-Length: many `http.request` messages
+        for start in range(0, len(sent), 64):
+            yield sent[start : start + 64]
+
+    headers = {"Verification-Token": TOKEN}
+    async with run_receiver(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        reply = await http.post("/webhook", content=pieces(), headers=headers)
+    assert reply.status_code == 200, reply.text
+    (job,) = await queued(redis, settings)
+    assert job["a"][0] == sent
+
+
+async def test_the_first_of_repeated_token_headers_is_the_one_checked(
+    run_receiver: Runner, settings: Settings, redis: aioredis.Redis
+) -> None:
+    right_first = [("Verification-Token", TOKEN), ("Verification-Token", "wrong")]
+    wrong_first = [("Verification-Token", "wrong"), ("Verification-Token", TOKEN)]
+    async with run_receiver(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        body = orjson.dumps(notification())
+        accepted = await http.post("/webhook", content=body, headers=right_first)
+        refused = await http.post(
+            "/webhook", content=orjson.dumps(notification()), headers=wrong_first
+        )
+    assert (accepted.status_code, refused.status_code) == (200, 401)
+    assert len(await queued(redis, settings)) == 1
+
+
 async def test_a_redelivered_uuid_is_queued_once(
     run_receiver: Runner, settings: Settings, redis: aioredis.Redis
 ) -> None:

@@ -124,3 +124,45 @@ def test_unknown_events_keep_their_body_and_expand_to_nothing() -> None:
 def test_malformed_envelopes_are_refused(doc: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         parse(doc)
+
+
+@pytest.mark.parametrize(
+    ("doc", "where", "message"),
+    [
+        (envelope("/x", [1]), ("body",), "body must be a JSON object"),  # type: ignore[arg-type]
+        (envelope("/restapi/v1.0/account/~/extension", {"extensions": [{}]}),
+         ("body", "extensions", 0, "extensionId"), "Field required"),
+        (envelope("/restapi/v1.0/account/~/extension", {"extensionId": True}),
+         ("body", "extensions", 0, "extensionId"), "Input should be a valid string"),
+        (envelope("/restapi/v1.0/account/~/directory/entries", {"contacts": [{"id": None}]}),
+         ("body", "contacts", 0, "id"), "Input should be a valid string"),
+        ({**envelope("/x", {}), "timestamp": "2026-11-23T10:00:00+00"}, ("timestamp",),
+         "unexpected extra characters"),
+    ],
+)  # fmt: skip
+def test_a_malformed_body_says_where(
+    doc: dict[str, Any], where: tuple[Any, ...], message: str
+) -> None:
+    """The receiver's 400 reason is the first error's place and message: both stay put."""
+    with pytest.raises(ValidationError) as caught:
+        parse(doc)
+    first = caught.value.errors()[0]
+    assert first["loc"] == where
+    assert message in first["msg"]
+
+
+def test_an_unknown_event_s_body_is_kept_as_sent_even_when_it_looks_typed() -> None:
+    body = {"extensions": [{"extensionId": 7}], "other": [1, {"a": None}]}
+    n = parse(envelope("/restapi/v1.0/account/~/extension/1/grant", body))
+    assert n.body == body
+    assert n.extension_ids() == []
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["2026-11-23T10:00:00Z", "2026-11-23T10:00:00+0000", " 2026-11-23T05:00:00-0500 ",
+     "2026-11-23T11:30:00+01:30"],
+)  # fmt: skip
+def test_offsets_with_and_without_a_colon_name_the_same_instant(timestamp: str) -> None:
+    n = parse({**envelope("/x", {}), "timestamp": timestamp})
+    assert n.timestamp == datetime(2026, 11, 23, 10, tzinfo=UTC)

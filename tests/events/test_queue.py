@@ -131,3 +131,17 @@ async def test_large_and_small_batches_complete(private_redis: PrivateRedis, cou
     assert all(await asyncio.gather(*(queue.enqueue("job", b"x" * 600) for _ in range(count))))
     assert await client.zcard("q") == count
     await client.aclose()
+
+
+async def test_bursts_of_writes_share_one_connection(private_redis: PrivateRedis) -> None:
+    client = aioredis.Redis.from_url(private_redis.url)
+    probe = aioredis.Redis.from_url(private_redis.url)
+    queue = Queue(client, "q")
+    for burst in range(20):
+        await asyncio.gather(*(queue.enqueue("job", burst, i) for i in range(50)))
+    # The flusher gives its connection back when idle: one for the writes (and at most one
+    # for loading the script), not one a burst.
+    assert len(await probe.client_list()) <= 3
+    assert await client.zcard("q") == 1000
+    await client.aclose()
+    await probe.aclose()

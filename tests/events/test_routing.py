@@ -11,6 +11,8 @@ import redis.asyncio as aioredis
 from events.models import Notification
 from events.routing import SUBSCRIPTION_ACCOUNTS, Router, named_account
 from events.settings import Settings
+from tests.fixtures.pipeline import eventually
+from tests.fixtures.services import PrivateRedis
 
 BASE = "a-deployment-verification-token"
 DEFAULT, OTHER = "400000000004", "500000000004"
@@ -74,6 +76,30 @@ async def test_a_tilde_path_follows_its_subscription_and_else_the_default(
     assert await router.check(note(tilde, "sub-unknown"), BASE) == ""
     assert await router.check(note(tilde, "sub-unknown"), other) is None
     assert await router.check(note(tilde, "sub-b"), "wrong") is None
+
+
+async def test_an_unknown_default_account_is_not_asked_for_on_every_notification(
+    make_settings: Callable[..., Settings], private_redis: PrivateRedis
+) -> None:
+    settings = make_settings(verification_token=BASE, redis_url=private_redis.url)
+    client = aioredis.Redis.from_url(private_redis.url)
+    router = Router(settings, client)
+    path = f"/restapi/v1.0/account/{DEFAULT}/extension"
+    try:
+        for _ in range(200):
+            assert await router.check(note(path), BASE) == ""
+        stats = await client.info("commandstats")
+        # No worker has learned the default account yet: asked once, not once a notification.
+        assert stats["cmdstat_get"]["calls"] == 1
+
+        # Once a worker learns it, the router follows it soon (DEFAULT_UNKNOWN_FOR: 1 s).
+        await client.set(settings.root_key("account_id"), DEFAULT)
+        learned = await eventually(router.default_account, within=6)
+        assert learned == DEFAULT
+        other = f"/restapi/v1.0/account/{OTHER}/extension"
+        assert await router.check(note(other), BASE) is None
+    finally:
+        await client.aclose()
 
 
 def test_a_stored_account_s_keys_are_its_own_and_the_queue_is_shared(
