@@ -24,9 +24,8 @@ from workers.store.identity import Store
 
 # A page read afresh (the overview of every account and the chart's complete minutes too):
 # the overview 4, the page's facts 7 and its chart 2 (complete minutes, the current one), the
-# dead letters 1, and SQLite's BEGIN. A read added to the page
-# is welcome; one per account is not (that is what the assertions below are about), and this
-# budget keeps the page's round trips from creeping back one by one.
+# dead letters 1, and SQLite's BEGIN. A read added to the page may raise it; one per account
+# never (the assertions below), and the budget keeps round trips from creeping back one by one.
 STATEMENTS: Final = 15
 
 
