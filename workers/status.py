@@ -129,8 +129,11 @@ async def queue_report(redis: Redis, settings: Settings) -> dict[str, Any]:
     """Depth, jobs due but not started, jobs running and the age of the oldest waiting job."""
     name = settings.queue_name
     now_ms = time.time() * 1000
-    depth = int(await redis.zcard(name))
-    head = await redis.zrange(name, 0, _HEAD - 1, withscores=True)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zcard(name)
+        pipe.zrange(name, 0, _HEAD - 1, withscores=True)
+        pipe.zcount(name, f"({now_ms}", "+inf")
+        depth, head, deferred = await pipe.execute()
     running: list[bool] = []
     if head:
         async with redis.pipeline(transaction=False) as pipe:
@@ -141,12 +144,11 @@ async def queue_report(redis: Redis, settings: Settings) -> dict[str, Any]:
     waiting = [score for (_, score), busy in zip(head, running, strict=True) if not busy]
     due = [score for score in waiting if score <= now_ms]
     oldest = (now_ms - min(due)) / 1000 if due else None
-    deferred = int(await redis.zcount(name, f"({now_ms}", "+inf"))
     return {
         "name": name,
-        "depth": depth,
-        "ready": max(depth - deferred - in_progress, 0),
-        "deferred": deferred,
+        "depth": int(depth),
+        "ready": max(int(depth) - int(deferred) - in_progress, 0),
+        "deferred": int(deferred),
         "in_progress": in_progress,
         "oldest_age_seconds": None if oldest is None else round(oldest, 3),
     }
@@ -187,29 +189,34 @@ async def dead_letter_report(conn: AsyncConnection) -> dict[str, Any]:
     "default"). No error text: a delivery's may quote an endpoint's credentials."""
     letters = tables.dead_letters
     unreplayed = letters.c.replayed_at.is_(None)
-    default = select(tables.accounts.c.account_id).where(tables.accounts.c.is_default)
-    default_id = (await conn.execute(default)).scalar_one_or_none() or "default"
     counts = select(letters.c.job, letters.c.account_id, func.count()).where(unreplayed)
+    found = (await conn.execute(counts.group_by(letters.c.job, letters.c.account_id))).all()
+    # Usually there are none: then one statement is all this costs.
+    newest: list[Any] = []
+    if found:
+        query = (
+            select(
+                letters.c.id,
+                letters.c.account_id,
+                letters.c.job,
+                letters.c.attempts,
+                letters.c.created_at,
+            )
+            .where(unreplayed)
+            .order_by(letters.c.id.desc())
+            .limit(DEAD_LETTERS_SHOWN)
+        )
+        newest = list(await conn.execute(query))
+    default_id = "default"
+    if any(not row.account_id for row in [*found, *newest]):
+        default = select(tables.accounts.c.account_id).where(tables.accounts.c.is_default)
+        default_id = (await conn.execute(default)).scalar_one_or_none() or "default"
     by_job: dict[str, int] = {}
     by_account: dict[str, int] = {}
-    for job, account_id, count in await conn.execute(
-        counts.group_by(letters.c.job, letters.c.account_id)
-    ):
+    for job, account_id, count in found:
         by_job[str(job)] = by_job.get(str(job), 0) + int(count)
         account = str(account_id or default_id)
         by_account[account] = by_account.get(account, 0) + int(count)
-    newest = (
-        select(
-            letters.c.id,
-            letters.c.account_id,
-            letters.c.job,
-            letters.c.attempts,
-            letters.c.created_at,
-        )
-        .where(unreplayed)
-        .order_by(letters.c.id.desc())
-        .limit(DEAD_LETTERS_SHOWN)
-    )
     shown = [
         {
             "id": int(row.id),
@@ -218,7 +225,7 @@ async def dead_letter_report(conn: AsyncConnection) -> dict[str, Any]:
             "attempts": int(row.attempts),
             "created_at": row.created_at.isoformat(),
         }
-        for row in await conn.execute(newest)
+        for row in newest
     ]
     return {
         "count": sum(by_job.values()),

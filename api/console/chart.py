@@ -3,8 +3,10 @@ coordinates out; no script, nothing fetched)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Final
 
 WIDTH: Final = 360
@@ -25,15 +27,22 @@ class Chart:
     height: int = HEIGHT
 
 
-def minutes_until(now: datetime, minutes: int) -> list[str]:
+def minutes_until(now: datetime, minutes: int) -> tuple[str, ...]:
     """The keys (`YYYY-MM-DD HH:MM`, UTC) of the `minutes` minutes up to and including now's."""
-    return [
-        (now - timedelta(minutes=minutes - 1 - i)).strftime("%Y-%m-%d %H:%M")
+    return _minute_keys(now.replace(second=0, microsecond=0), minutes)
+
+
+@lru_cache(maxsize=4)
+def _minute_keys(minute: datetime, minutes: int) -> tuple[str, ...]:
+    # Every page of the same minute asks for the same keys; formatting them costs about as much
+    # as drawing four accounts' charts.
+    return tuple(
+        (minute - timedelta(minutes=minutes - 1 - i)).strftime("%Y-%m-%d %H:%M")
         for i in range(minutes)
-    ]
+    )
 
 
-def chart(notifications: dict[str, int], changes: dict[str, int], keys: list[str]) -> Chart:
+def chart(notifications: dict[str, int], changes: dict[str, int], keys: Sequence[str]) -> Chart:
     """`notifications` and `changes` are counts keyed by minute; the chart covers `keys`."""
     first = [notifications.get(key, 0) for key in keys]
     second = [changes.get(key, 0) for key in keys]

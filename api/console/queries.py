@@ -178,20 +178,21 @@ async def lags(conn: AsyncConnection, ids: list[str], now: datetime) -> dict[str
     caused (its `cause` is the notification's uuid) in the last day (the history's older rows,
     however many, are never read)."""
     changes, events = tables.user_changes.c, tables.events.c
-    caused = and_(
-        events.uuid == changes.cause,
-        changes.account_id.in_(ids),
-        changes.changed_at >= now - LAG_WINDOW,
-    )
+    # The notification is looked up change by change (an index probe each), never joined: a
+    # join let PostgreSQL hash every notification ever received to match a page's few changes.
+    caused = select(events.id).where(events.uuid == changes.cause).scalar_subquery()
     newest = (
         select(func.max(changes.id))
-        .select_from(tables.user_changes.join(tables.events, caused))
+        .where(
+            changes.account_id.in_(ids),
+            changes.changed_at >= now - LAG_WINDOW,
+            caused.is_not(None),
+        )
         .group_by(changes.account_id)
     )
-    query = (
-        select(changes.account_id, changes.changed_at, events.received_at)
-        .select_from(tables.user_changes.join(tables.events, events.uuid == changes.cause))
-        .where(changes.id.in_(newest.scalar_subquery()))
+    received = select(events.received_at).where(events.uuid == changes.cause).scalar_subquery()
+    query = select(changes.account_id, changes.changed_at, received).where(
+        changes.id.in_(newest.correlate(None).scalar_subquery())
     )
     rows = (await conn.execute(query)).all()
     return {
@@ -226,14 +227,17 @@ async def transitions(
         .where(moved)
         .subquery()
     )
-    joined = ranked.join(
-        tables.users,
-        and_(users.account_id == ranked.c.account_id, users.extension_id == ranked.c.extension_id),
-        isouter=True,
+    # Whom each concerns, looked up row by row (an index probe each) rather than joined: a join
+    # let PostgreSQL hash every user of the deployment for a page's few dozen rows.
+    of_user = and_(
+        users.account_id == ranked.c.account_id, users.extension_id == ranked.c.extension_id
     )
+    named = [
+        select(column).where(of_user).scalar_subquery().label(column.name)
+        for column in (users.first_name, users.last_name, users.email)
+    ]
     query = (
-        select(ranked, users.first_name, users.last_name, users.email)
-        .select_from(joined)
+        select(ranked, *named)
         .where(ranked.c.rank <= TRANSITIONS)
         .order_by(ranked.c.account_id, ranked.c.rank)
     )
