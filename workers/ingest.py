@@ -26,6 +26,7 @@ from typing import Any
 
 from events.models import Kind, Notification
 from events.queue import IN_PROGRESS_KEY_PREFIX, RECONCILE, RECONCILE_BATCH, RENEW
+from workers import stages
 from workers.batching import GroupState, prefer_listing
 from workers.coalesce import Marked
 from workers.context import Deps, deps
@@ -54,6 +55,10 @@ async def ingest(ctx: dict[str, Any], raw: bytes, received_ms: int, kind: str = 
     the notification again itself.
     """
     notification = Notification.model_validate_json(raw)
+    if stages.enabled():
+        named = notification.extension_ids()
+        stages.passed("received", named, at=received_ms / 1000)
+        stages.passed("ingest", named)
     extra = {"uuid": notification.uuid}
     return await guarded(ctx, "ingest", extra, lambda: _ingest(ctx, notification, raw, received_ms))
 
