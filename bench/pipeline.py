@@ -1,6 +1,7 @@
 """The pipeline end to end, beside an arq no-op job measured in the same run.
 
-    python -m bench.pipeline [--quick] [--pin] [--json FILE]
+    python -m bench.pipeline [--quick] [--pin] [--rates 50,100,200] [--only postgres:2 ...]
+                             [--json FILE]
 
 For SQLite and PostgreSQL, with 1 and 2 `ringsync worker` processes, sandbox rate limits off:
 - lone change: one update at a time, each timed from the change in the sandbox to the mirror
@@ -163,11 +164,25 @@ async def bulk_row(users: int, pinned: bool) -> Row:
     return Row(f"bulk change of {users:,} users", "postgres", 2, users / elapsed, count=users)
 
 
-async def run(quick: bool, pinned: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Selection:
+    """Which runs: `--only postgres:2 --rates 200` measures PostgreSQL with 2 workers at 200/s."""
+
+    quick: bool = False
+    pinned: bool = False
+    rates: tuple[float, ...] = RATES
+    only: tuple[str, ...] = ()  # "database:workers" pairs (empty: every one)
+
+    def wanted(self, database: str, workers: int) -> bool:
+        return not self.only or f"{database}:{workers}" in self.only
+
+
+async def run(selection: Selection) -> dict[str, Any]:
     # Each paced run changes distinct users: at most `users` changes.
+    quick, pinned = selection.quick, selection.pinned
     plan = Plan(
         users=600 if quick else 2000,
-        rates=RATES,
+        rates=selection.rates,
         seconds=3.0 if quick else 10.0,
         lone=10 if quick else 20,
         pinned=pinned,
@@ -178,13 +193,16 @@ async def run(quick: bool, pinned: bool) -> dict[str, Any]:
         databases.append("postgres")
     rows: list[Row] = []
     for workers in (1, 2):
+        chosen = [database for database in databases if selection.wanted(database, workers)]
+        if not chosen:
+            continue
         baseline = await noop_baseline(workers, 3000, plan.rates, plan.seconds / 2, pinned)
         for row in baseline:
             _print(row)
         rows += baseline
-        for database in databases:
+        for database in chosen:
             rows += await pipeline_rows(database, workers, plan)
-    if "postgres" in databases and not quick:
+    if "postgres" in databases and not quick and not selection.only:
         rows.append(await bulk_row(10_000, pinned))
         _print(rows[-1])
     return {"rows": [asdict(r) for r in rows], "users": plan.users, "pinned": pinned}
@@ -207,13 +225,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes)")
     parser.add_argument("--pin", action="store_true", help="load and ringsync on separate cores")
+    parser.add_argument("--rates", default=",".join(f"{r:g}" for r in RATES), help="changes/s")
+    parser.add_argument("--only", nargs="*", default=[], metavar="DATABASE:WORKERS")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--noop-worker", metavar="QUEUE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.noop_worker:
         asyncio.run(noop_worker(args.noop_worker))
         return
-    result = asyncio.run(run(args.quick, args.pin))
+    rates = tuple(float(rate) for rate in args.rates.split(","))
+    result = asyncio.run(run(Selection(args.quick, args.pin, rates, tuple(args.only))))
     if args.json:
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
 
