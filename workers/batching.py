@@ -42,13 +42,6 @@ def pages_for(account_users: int) -> int:
 # (a listing rereads the whole account): list only when it saves a lot of requests.
 MIN_SAVING = 2
 MIN_DIRTY = 20
-# And when those reads take only a small share of what is left of Light (limits far above the
-# load), requests cost nothing that matters: the work here does. A listing parses, decides and
-# writes every user of the account, a single read one; one read (a request, a transaction)
-# costs about as much as this many listed users. Under a steady stream of changes to different
-# users, a listing would otherwise reread the account every few dozen changes.
-PLENTY_SHARE = 0.1
-READ_COST_IN_LISTED_USERS = 10
 
 
 def prefer_listing(dirty: int, account_users: int, light: GroupState, medium: GroupState) -> bool:
@@ -58,10 +51,6 @@ def prefer_listing(dirty: int, account_users: int, light: GroupState, medium: Gr
         return False
     singles = (seconds_to_send(dirty, light), dirty)
     listing = (seconds_to_send(pages, medium), pages)
-    if singles[0] == 0.0:
-        if dirty < MIN_DIRTY or dirty < MIN_SAVING * pages:
-            return False
-        plenty = dirty <= light.remaining * PLENTY_SHARE
-        if plenty and dirty * READ_COST_IN_LISTED_USERS < account_users:
-            return False
+    if singles[0] == 0.0 and (dirty < MIN_DIRTY or dirty < MIN_SAVING * pages):
+        return False
     return listing < singles

@@ -32,14 +32,6 @@ UNLIMITED = GroupState(remaining=1_000_000, limit=1_000_000, window=60)
         (200, 1_000, UNLIMITED, UNLIMITED, True),
         (15, 1_000, UNLIMITED, UNLIMITED, False),  # no limits: a few reads converge fastest
         (30, 20_000, UNLIMITED, UNLIMITED, False),  # 30 reads vs 20 pages: not worth it
-        # A steady stream to different users, budget to spare: reading those few users costs
-        # far less work than rereading (parsing, deciding, writing) the whole account.
-        (25, 2_000, UNLIMITED, UNLIMITED, False),
-        (150, 2_000, UNLIMITED, UNLIMITED, False),
-        (60, 60, UNLIMITED, UNLIMITED, True),  # most of the account changed: list it
-        (400, 2_000, UNLIMITED, UNLIMITED, True),
-        # The same few reads when they would take most of what is left of Light: list.
-        (25, 2_000, FULL_LIGHT, FULL_MEDIUM, True),
     ],
 )
 def test_prefer_listing(
