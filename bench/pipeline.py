@@ -1,129 +1,45 @@
 """The pipeline end to end, beside an arq no-op job measured in the same run.
 
-    python -m bench.pipeline [--quick] [--json FILE]
+    python -m bench.pipeline [--quick] [--pin] [--rates 50,100,200] [--only postgres:2 ...]
+                             [--json FILE]
 
 For SQLite and PostgreSQL, with 1 and 2 `ringsync worker` processes, sandbox rate limits off:
+- lone change: one update at a time, each timed from the change in the sandbox to the mirror
+  row (polled every 5 ms), on an idle pipeline;
+- latency at 50, 100 and 200 changes/s: updates to different users paced at R/s, each timed
+  from the change to the mirror row (polled every 10 ms), with where the time went per stage
+  (`bench.pipeline_stages`, from the workers' stage logs);
 - events/s: one update to each of U users (U notifications) until the mirror shows all of them;
-- latency: updates paced at R/s, each timed from the change in the sandbox to the mirror row
-  (polled every 10 ms);
-- baseline: the same count of arq jobs that do nothing, through `Queue` and real arq workers.
+- baseline: arq jobs that do nothing, through `Queue` and real arq workers, as a burst and
+  paced at the same rates (enqueue -> run).
 And a bulk change of 10,000 users reaching the mirror (PostgreSQL, 2 workers), in users/s.
+
+`--pin` puts this process (the load and the sandbox) on the first core and the receiver and
+workers on the second; Redis and PostgreSQL run where the system puts them. Every row carries
+the load average when it was measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import subprocess
-import sys
+import contextlib
+import os
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from arq.connections import RedisSettings
-from arq.worker import Worker, func
 
-from bench.stack import REDIS_URL, Stack, postgres_available, running_stack
-from events.queue import Queue
+from bench.pacing import LOAD_CPU, RINGSYNC_CPU, Row, noop_baseline, noop_worker, pace, pin
+from bench.pipeline_stages import breakdown, p50_p99, print_breakdown
+from bench.stack import Stack, postgres_available, running_stack
 
-
-@dataclass
-class Row:
-    name: str
-    database: str
-    workers: int
-    per_second: float
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    count: int = 0
-
-
-def _quantiles(values: list[float]) -> tuple[float, float]:
-    if len(values) < 2:
-        return (values[0], values[0]) if values else (0.0, 0.0)
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return q[49], q[98]
-
-
-# --- the arq no-op baseline ----------------------------------------------------------------
-
-
-async def _noop(ctx: dict[str, Any], enqueued: float) -> None:
-    # Latency from enqueue to run, and a counter the conductor watches: one round trip.
-    await ctx["redis"].rpush(ctx["latencies"], repr(time.time() - enqueued))
-
-
-async def _noop_worker(queue: str) -> None:
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    worker = Worker(
-        functions=[func(_noop, name="noop", keep_result=0)],
-        redis_settings=RedisSettings.from_dsn(REDIS_URL),
-        queue_name=queue,
-        poll_delay=0.01,  # as ringsync's worker (arq's default 0.5 s caps it at ~1,000 jobs/s)
-        max_jobs=20,
-        handle_signals=True,
-        ctx={"redis": redis, "latencies": f"{queue}:latencies"},
-    )
-    try:
-        await worker.async_run()
-    except asyncio.CancelledError:
-        pass  # SIGTERM: arq cancelled its main task
-    finally:
-        await worker.close()
-
-
-def _spawn_noop_workers(queue_name: str, count: int) -> list[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-m", "bench.pipeline", "--noop-worker", queue_name]
-    return [subprocess.Popen(command) for _ in range(count)]
-
-
-async def noop_baseline(workers: int, jobs: int, rate: float, seconds: float) -> list[Row]:
-    queue_name = f"bench-noop-{uuid.uuid4().hex[:8]}"
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    latencies_key = f"{queue_name}:latencies"
-    processes = _spawn_noop_workers(queue_name, workers)
-    try:
-        await asyncio.sleep(2.0)  # the workers start polling
-        queue = Queue(redis, queue_name)
-
-        async def wait(total: int) -> None:
-            deadline = time.perf_counter() + 300
-            while time.perf_counter() < deadline:
-                if await redis.llen(latencies_key) >= total:
-                    return
-                await asyncio.sleep(0.01)
-            raise TimeoutError("the no-op jobs did not all run")
-
-        started = time.perf_counter()
-        await asyncio.gather(*(queue.enqueue("noop", time.time()) for _ in range(jobs)))
-        await wait(jobs)
-        burst = jobs / (time.perf_counter() - started)
-        await redis.delete(latencies_key)
-        paced = int(rate * seconds)
-        for _ in range(paced):
-            await queue.enqueue("noop", time.time())
-            await asyncio.sleep(1 / rate)
-        await wait(paced)
-        lat = [float(v) * 1000 for v in await redis.lrange(latencies_key, 0, -1)]
-        p50, p99 = _quantiles(lat)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        keys = [k async for k in redis.scan_iter(match=f"*{queue_name}*", count=5000)]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
-    return [Row("arq no-op job", "-", workers, burst, p50, p99, jobs)]
+RATES = (50.0, 100.0, 200.0)
 
 
 # --- the pipeline --------------------------------------------------------------------------
@@ -138,49 +54,108 @@ async def _burst(stack: Stack, users: list[str]) -> float:
     return len(users) / (time.perf_counter() - started)
 
 
-async def _paced(stack: Stack, users: list[str], rate: float) -> list[float]:
-    """Latencies (ms) of `len(users)` changes paced at `rate`/s, change → mirror row."""
+async def _lone(stack: Stack, users: list[str]) -> list[float]:
+    """Latencies (ms) of one change at a time, each on an idle pipeline."""
+    tag = f"lone{uuid.uuid4().hex[:6]}"
+    latencies = []
+    for ext in users:
+        await asyncio.sleep(0.3)  # what the last change set going settles (roles, delivery)
+        started = time.perf_counter()
+        stack.sandbox.world.update_user(ext, last_name=tag)
+        deadline = started + 60
+        while (await stack.last_names([ext])).get(ext) != tag:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"lone change of {ext} not mirrored")
+            await asyncio.sleep(0.005)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+async def _paced(
+    stack: Stack, users: list[str], rate: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Changes to `users` paced at `rate`/s: when each was made and when its mirror row showed
+    it (unix times)."""
     tag = f"paced{uuid.uuid4().hex[:6]}"
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
 
     async def send() -> None:
-        for ext in users:
-            sent[ext] = time.perf_counter()
+        started = time.perf_counter()
+        for index, ext in enumerate(users):
+            await pace(rate, index, started)
+            sent[ext] = time.time()
             stack.sandbox.world.update_user(ext, last_name=tag)
-            await asyncio.sleep(1 / rate)
 
     async def watch() -> None:
         deadline = time.perf_counter() + len(users) / rate + 120
         while len(seen) < len(users) and time.perf_counter() < deadline:
             waiting = [ext for ext in sent if ext not in seen]
             if waiting:
-                now = time.perf_counter()
+                now = time.time()
                 for ext, name in (await stack.last_names(waiting)).items():
                     if name == tag:
                         seen[ext] = now
             await asyncio.sleep(0.01)
 
     await asyncio.gather(send(), watch())
-    return [(seen[ext] - sent[ext]) * 1000 for ext in seen]
+    return sent, seen
 
 
-async def pipeline_rows(
-    database: str, workers: int, users: int, rate: float, paced: int
-) -> list[Row]:
-    async with running_stack(database_kind=database, users=users, workers=workers) as stack:
-        ids = [user.id for user in stack.sandbox.world.ordered()]
-        # Latency first, on a quiet pipeline: after a burst, its covered single jobs are still
-        # queued (deferred behind the batch) and would be measured instead.
-        latencies = await _paced(stack, ids[:paced], rate)
-        rate_burst = await _burst(stack, ids)
-    p50, p99 = _quantiles(latencies)
-    return [Row("ringsync event -> mirror", database, workers, rate_burst, p50, p99, users)]
+@contextlib.contextmanager
+def _stage_logs() -> Iterator[Path]:
+    """A directory the workers started meanwhile log their stages to (`workers.stages`)."""
+    with tempfile.TemporaryDirectory(prefix="ringsync-stages-") as directory:
+        before = os.environ.get("RINGSYNC_STAGE_LOG")
+        os.environ["RINGSYNC_STAGE_LOG"] = directory
+        try:
+            yield Path(directory)
+        finally:
+            if before is None:
+                del os.environ["RINGSYNC_STAGE_LOG"]
+            else:
+                os.environ["RINGSYNC_STAGE_LOG"] = before
 
 
-async def bulk_row(users: int) -> Row:
+@dataclass(frozen=True)
+class Plan:
+    users: int
+    rates: tuple[float, ...]
+    seconds: float  # paced at each rate this long
+    lone: int
+    pinned: bool
+
+
+async def pipeline_rows(database: str, workers: int, plan: Plan) -> list[Row]:
+    rows: list[Row] = []
+    with _stage_logs() as directory:
+        running = running_stack(database_kind=database, users=plan.users, workers=workers)
+        async with running as stack:
+            pin([p.pid for p in stack.processes], RINGSYNC_CPU, plan.pinned)
+            ids = [user.id for user in stack.sandbox.world.ordered()]
+            lone = await _lone(stack, ids[: plan.lone])
+            rows.append(Row("lone change", database, workers, 0.0, *p50_p99(lone), len(lone)))
+            _print(rows[-1])
+            # Paced runs before the burst, on a quiet pipeline: after a burst, its covered single
+            # jobs are still queued (deferred behind the batch) and would be measured instead.
+            for rate in plan.rates:
+                sent, seen = await _paced(stack, ids[: int(rate * plan.seconds)], rate)
+                latencies = [(seen[ext] - sent[ext]) * 1000 for ext in seen]
+                row = Row("ringsync event -> mirror", database, workers, rate, count=len(seen))
+                row.p50_ms, row.p99_ms = p50_p99(latencies)
+                row.rate, row.stages = rate, breakdown(directory, sent, seen)
+                rows.append(row)
+                _print(row)
+            rate_burst = await _burst(stack, ids)
+    rows.append(Row("ringsync events, burst", database, workers, rate_burst, count=len(ids)))
+    _print(rows[-1])
+    return rows
+
+
+async def bulk_row(users: int, pinned: bool) -> Row:
     """A bulk change of `users` users (the sandbox batches the notifications)."""
     async with running_stack(database_kind="postgres", users=users, workers=2) as stack:
+        pin([p.pid for p in stack.processes], RINGSYNC_CPU, pinned)
         tag = f"bulk{uuid.uuid4().hex[:6]}"
         started = time.perf_counter()
         stack.sandbox.world.bulk_update(users, last_name=tag)
@@ -189,45 +164,77 @@ async def bulk_row(users: int) -> Row:
     return Row(f"bulk change of {users:,} users", "postgres", 2, users / elapsed, count=users)
 
 
-async def run(quick: bool) -> dict[str, Any]:
-    users = 300 if quick else 2000
-    rate, paced = (50.0, 150) if quick else (200.0, 2000)
-    bulk = 10_000
+@dataclass(frozen=True)
+class Selection:
+    """Which runs: `--only postgres:2 --rates 200` measures PostgreSQL with 2 workers at 200/s."""
+
+    quick: bool = False
+    pinned: bool = False
+    rates: tuple[float, ...] = RATES
+    only: tuple[str, ...] = ()  # "database:workers" pairs (empty: every one)
+
+    def wanted(self, database: str, workers: int) -> bool:
+        return not self.only or f"{database}:{workers}" in self.only
+
+
+async def run(selection: Selection) -> dict[str, Any]:
+    # Each paced run changes distinct users: at most `users` changes.
+    quick, pinned = selection.quick, selection.pinned
+    plan = Plan(
+        users=600 if quick else 2000,
+        rates=selection.rates,
+        seconds=3.0 if quick else 10.0,
+        lone=10 if quick else 20,
+        pinned=pinned,
+    )
+    pin([os.getpid()], LOAD_CPU, pinned)
     databases = ["sqlite"]
     if await postgres_available():
         databases.append("postgres")
     rows: list[Row] = []
     for workers in (1, 2):
-        rows += await noop_baseline(workers, max(users, 3000), rate, paced / rate)
-        for database in databases:
-            rows += await pipeline_rows(database, workers, users, rate, paced)
-            _print(rows[-1])
-    if "postgres" in databases:
-        rows.append(await bulk_row(bulk))
+        chosen = [database for database in databases if selection.wanted(database, workers)]
+        if not chosen:
+            continue
+        baseline = await noop_baseline(workers, 3000, plan.rates, plan.seconds / 2, pinned)
+        for row in baseline:
+            _print(row)
+        rows += baseline
+        for database in chosen:
+            rows += await pipeline_rows(database, workers, plan)
+    if "postgres" in databases and not quick and not selection.only:
+        rows.append(await bulk_row(10_000, pinned))
         _print(rows[-1])
-    return {"rows": [asdict(r) for r in rows], "users": users, "paced_rate": rate}
+    return {"rows": [asdict(r) for r in rows], "users": plan.users, "pinned": pinned}
 
 
 def _print(row: Row) -> None:
     p50 = "-" if row.p50_ms is None else f"{row.p50_ms:.0f}"
     p99 = "-" if row.p99_ms is None else f"{row.p99_ms:.0f}"
+    load = " ".join(f"{value:.2f}" for value in row.load)
     print(
-        f"{row.name:<28} {row.database:<9} {row.workers} worker(s) {row.per_second:>8.0f}/s "
-        f"p50 {p50:>5} ms p99 {p99:>5} ms",
+        f"{row.name:<26} {row.database:<9} {row.workers} worker(s) {row.per_second:>7.0f}/s "
+        f"p50 {p50:>5} ms p99 {p99:>5} ms  (load {load})",
         flush=True,
     )
+    if row.stages:
+        print_breakdown(row.stages)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes)")
+    parser.add_argument("--pin", action="store_true", help="load and ringsync on separate cores")
+    parser.add_argument("--rates", default=",".join(f"{r:g}" for r in RATES), help="changes/s")
+    parser.add_argument("--only", nargs="*", default=[], metavar="DATABASE:WORKERS")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--noop-worker", metavar="QUEUE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.noop_worker:
-        asyncio.run(_noop_worker(args.noop_worker))
+        asyncio.run(noop_worker(args.noop_worker))
         return
-    result = asyncio.run(run(args.quick))
+    rates = tuple(float(rate) for rate in args.rates.split(","))
+    result = asyncio.run(run(Selection(args.quick, args.pin, rates, tuple(args.only))))
     if args.json:
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
 

@@ -104,27 +104,39 @@ def pipeline(quick: bool) -> tuple[list[Line], dict[str, Any]]:
     _, doc = _run("bench.pipeline", *args, "--json", "-", timeout=3600)
     assert doc is not None
     rows = doc["rows"]
-    noop = {r["workers"]: r for r in rows if r["name"] == "arq no-op job"}
+    noop = {(r["workers"], r.get("rate")): r for r in rows if r["name"] == "arq no-op job"}
     lines = []
     for r in rows:
         if r["name"] == "arq no-op job":
             continue
-        base = noop.get(r["workers"], {})
+        base = noop.get((r["workers"], r.get("rate")), {})
         where = f"{r['database']}, {r['workers']} worker{'s' if r['workers'] > 1 else ''}"
         if r["name"].startswith("bulk"):
+            burst = noop.get((2, None), {}).get("per_second")
             lines.append(Line("pipeline", f"{r['name']} ({where}), users/s", r["per_second"],
-                              base.get("per_second"), "arq no-op jobs/s"))  # fmt: skip
+                              burst, "arq no-op jobs/s"))  # fmt: skip
             lines.append(Line("pipeline", "  the same against the 1,000 users/s goal",
                               r["per_second"], 1000.0, "goal"))  # fmt: skip
-            continue
-        lines += [
-            Line("pipeline", f"events/s ({where})", r["per_second"], base.get("per_second"),
-                 "arq no-op jobs/s"),
-            Line("pipeline", f"  event -> mirror p50 ms ({where})", r["p50_ms"],
-                 base.get("p50_ms"), "no-op enqueue -> run p50"),
-            Line("pipeline", f"  event -> mirror p99 ms ({where})", r["p99_ms"],
-                 base.get("p99_ms"), "no-op enqueue -> run p99"),
-        ]  # fmt: skip
+        elif r["name"] == "lone change":
+            lines.append(Line("pipeline", f"lone change -> mirror p50 ms ({where})", r["p50_ms"],
+                              50.0, "goal"))  # fmt: skip
+        elif r.get("rate") is None:
+            lines.append(Line("pipeline", f"events/s ({where})", r["per_second"],
+                              base.get("per_second"), "arq no-op jobs/s"))  # fmt: skip
+        else:
+            at = f"{r['rate']:.0f}/s, {where}"
+            lines += [
+                Line("pipeline", f"  event -> mirror p50 ms ({at})", r["p50_ms"],
+                     base.get("p50_ms"), "no-op enqueue -> run p50"),
+                Line("pipeline", f"  event -> mirror p99 ms ({at})", r["p99_ms"],
+                     base.get("p99_ms"), "no-op enqueue -> run p99"),
+            ]  # fmt: skip
+            if r["rate"] == max(x.get("rate") or 0 for x in rows):  # stages at the top rate
+                lines += [
+                    Line("pipeline", f"    {step}, p99 ms ({at})", p99, None, f"p50 {p50:.0f} ms")
+                    for step, (p50, p99, _) in r.get("stages", {}).items()
+                    if step != "listed"
+                ]
     return lines, doc
 
 

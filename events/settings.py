@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 from datetime import time
+from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
@@ -170,6 +171,9 @@ class Settings(BaseSettings):
         "auto", validation_alias="RINGSYNC_LOG_FORMAT"
     )
     log_level: str = Field("INFO", validation_alias=AliasChoices("RINGSYNC_LOG_LEVEL", "LOG_LEVEL"))
+    # A directory where workers log when each change passed each stage (see `workers.stages`):
+    # for benchmarks; off when unset.
+    stage_log: Path | None = Field(None, validation_alias="RINGSYNC_STAGE_LOG")
     # The stored account this copy acts for ("" = the default account of the RC_* environment).
     _account: str = PrivateAttr("")
 

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from events.queue import Queue
 from events.settings import Settings
+from workers import stages
 from workers.coalesce import Coalescer
 from workers.endpoint import Endpoint
 from workers.metrics import WorkerMetrics
@@ -115,6 +116,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     """Open the store (migrating it) and the RingCentral client for this worker process."""
     settings: Settings = ctx["settings"]
     redis: Redis = ctx["redis"]
+    stages.configure(settings.stage_log)
     store = await Store.open(settings.database_url)
     metrics = ctx["metrics"] = WorkerMetrics()
     endpoint = ctx["endpoint"] = Endpoint(metrics.registry)

@@ -26,6 +26,7 @@ from typing import Any
 
 from events.models import Kind, Notification
 from events.queue import IN_PROGRESS_KEY_PREFIX, RECONCILE, RECONCILE_BATCH, RENEW
+from workers import stages
 from workers.batching import GroupState, prefer_listing
 from workers.coalesce import Marked
 from workers.context import Deps, deps
@@ -54,6 +55,10 @@ async def ingest(ctx: dict[str, Any], raw: bytes, received_ms: int, kind: str = 
     the notification again itself.
     """
     notification = Notification.model_validate_json(raw)
+    if stages.enabled():
+        named = notification.extension_ids()
+        stages.passed("received", named, at=received_ms / 1000)
+        stages.passed("ingest", named)
     extra = {"uuid": notification.uuid}
     return await guarded(ctx, "ingest", extra, lambda: _ingest(ctx, notification, raw, received_ms))
 
@@ -62,24 +67,34 @@ async def _ingest(
     ctx: dict[str, Any], notification: Notification, raw: bytes, received_ms: int
 ) -> str:
     d = deps(ctx)
-    received_at = datetime.fromtimestamp(received_ms / 1000, UTC)
-    # Stored as "received" first and marked done only once its work is queued: a retry after a
-    # crash in between finds it unfinished and schedules again (reconciles are idempotent).
-    fresh = await d.store.record_event(
-        uuid=notification.uuid,
-        body=raw.decode(),
-        event=notification.event,
-        subscription_id=notification.subscription_id,
-        account_id=await d.account_id(),
-        received_at=received_at,
-        outcome=RECEIVED,
-    )
-    await d.note_event(received_at)
-    if not fresh and await d.store.event_outcome(notification.uuid) != RECEIVED:
+    if await d.store.event_outcome(notification.uuid) not in (None, RECEIVED):
         log.info("notification already ingested", extra={"uuid": notification.uuid})
         return "duplicate"
-    outcome = await _dispatch(d, notification, ctx.get("metrics"))
-    await d.store.set_event_outcome(notification.uuid, outcome)
+    received_at = datetime.fromtimestamp(received_ms / 1000, UTC)
+    await d.note_event(received_at)
+    account_id = await d.account_id()
+
+    async def store(outcome: str, *, finished: bool) -> None:
+        await d.store.record_event(
+            uuid=notification.uuid,
+            body=raw.decode(),
+            event=notification.event,
+            subscription_id=notification.subscription_id,
+            account_id=account_id,
+            received_at=received_at,
+            outcome=outcome,
+            finished=finished,
+        )
+
+    # Stored once its work is queued, with what became of it: one write. A crash before that
+    # leaves it unstored, so the job's retry schedules it again (reconciles are idempotent); a
+    # failure stores it unfinished, so its body outlives a dead letter (replays read it).
+    try:
+        outcome = await _dispatch(d, notification, ctx.get("metrics"))
+    except Exception:
+        await store(RECEIVED, finished=False)
+        raise
+    await store(outcome, finished=True)
     return outcome
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from events.queue import RECONCILE, ROLES_READ, ROLES_SWEEP
+from workers import stages
 from workers.context import Deps, deps, listing_deps
 from workers.decide import Policy
 from workers.delivery.outbox import announce
@@ -121,16 +122,20 @@ async def reconcile_now(
         return claim.outcome
     finished = False
     try:
+        stages.passed("read", [extension_id])
         found = await d.client.get_extension(extension_id)
+        stages.passed("answered", [extension_id])
         decision, rows = await d.store.reconcile(
             await d.account_id(), extension_id, observe(found), cause, policy(d)
         )
+        stages.passed("committed", [extension_id])
         await coalescer.finish(extension_id, claim.reading, claim.token)
         finished = True
     finally:
         if not finished:
             await coalescer.unlock(extension_id, claim.token)
     await announce(d, rows)
+    stages.passed("outbox", [extension_id])
     if decision.stored is None and decision.row is not None:
         await read_roles_soon(d, [extension_id], cause)
     log.info(
@@ -209,8 +214,10 @@ async def _list_and_apply(d: Deps, cause: str | None) -> str:
             listed.update(observations)
             for chunk in _chunks(observations):
                 decisions, rows = await d.store.apply_many(account_id, chunk, cause, policy(d))
+                stages.passed("committed", chunk)
                 created += sum(1 for i in decisions.values() if i.stored is None and i.row)
                 await announce(d, rows)
+                stages.passed("outbox", chunk)
             await coalescer.finish_many(
                 {i: generations[i] for i in observations if i in generations}
             )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from tests.fixtures.services import free_port
 
@@ -65,3 +67,15 @@ class TcpProxy:
             while data := await reader.read(65536):
                 writer.write(data)
                 await writer.drain()
+
+
+@contextlib.asynccontextmanager
+async def proxy_to(url: str) -> AsyncIterator[TcpProxy]:
+    """A started proxy to the host and port of the database `url`, stopped on the way out."""
+    server = urlsplit(url)
+    proxy = TcpProxy(server.hostname or "127.0.0.1", server.port or 5432)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()

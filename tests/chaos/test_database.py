@@ -17,7 +17,7 @@ import pytest
 
 from tests.chaos.conftest import MakeRig
 from tests.chaos.load import ChangeStream
-from tests.chaos.proxy import TcpProxy
+from tests.chaos.proxy import TcpProxy, proxy_to
 from tests.chaos.rig import Rig, eventually
 from workers.failures import MAX_TRANSIENT_TRIES
 
@@ -32,11 +32,8 @@ LONG_OUTAGE_SECONDS = 70 * 60 * RETRY_SCALE
 
 @pytest.fixture
 async def database_proxy(fresh_postgres: str) -> AsyncIterator[TcpProxy]:
-    server = urlsplit(fresh_postgres)
-    proxy = TcpProxy(server.hostname or "127.0.0.1", server.port or 5432)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
+    async with proxy_to(fresh_postgres) as proxy:
+        yield proxy
 
 
 def proxied(fresh_postgres: str, proxy: TcpProxy) -> tuple[str, str]:

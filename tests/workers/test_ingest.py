@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from sqlalchemy import event as sa_event
 
 from events.queue import RENEW, Queue
 from tests.fixtures.pipeline import MakePipeline, Pipeline
@@ -202,3 +203,48 @@ async def test_a_listing_given_up_leaves_each_user_its_own_read(quiet: Pipeline,
     world.set_faults(refuse={"GET /restapi/v1.0/account/*/extension": 400})  # permanent
     assert await reconcile_batch(ctx, "bulk") == "dead-lettered"
     assert [ext for ext in ids if await queued(quiet, ctx, ext, 1) is None] == []
+
+
+def writes_to_events(statements: list[str]) -> int:
+    return sum(
+        1
+        for s in statements
+        if s.lstrip().upper().startswith(("INSERT INTO EVENTS", "UPDATE EVENTS"))
+    )
+
+
+@pytest.fixture
+def statements(ctx: Ctx) -> list[str]:
+    """Every statement the worker's engine sends from now on (BEGIN included)."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    sa_event.listen(deps(ctx).store.engine.sync_engine, "before_cursor_execute", record)
+    return sent
+
+
+async def test_an_ingest_writes_its_event_row_once(
+    quiet: Pipeline, ctx: Ctx, statements: list[str]
+) -> None:
+    """The row is stored with its outcome in one write, not as "received" and then updated."""
+    ext = quiet.sandbox.world.create_user(first_name="One", last_name="Write")
+    update = {"extensionId": ext, "eventType": "Update"}
+    body = raw("/restapi/v1.0/account/~/extension", update)
+    assert await ingest(ctx, body, now_ms()) == "scheduled"
+    assert (await quiet.mirror())[ext].last_name == "Write"
+    assert writes_to_events(statements) == 1
+    assert await deps(ctx).store.event_outcome(orjson.loads(body)["uuid"]) == "scheduled"
+
+
+async def test_an_ignored_notification_costs_one_write_transaction(
+    ctx: Ctx, statements: list[str]
+) -> None:
+    first = raw("/restapi/v1.0/account/~/extension/1/grant", {"extensionId": "1"})
+    assert await ingest(ctx, first, now_ms()) == "ignored"  # notes the arrival time too
+    statements.clear()
+    second = raw("/restapi/v1.0/account/~/extension/1/grant", {"extensionId": "1"})
+    assert await ingest(ctx, second, now_ms()) == "ignored"
+    assert [s for s in statements if s.startswith("BEGIN IMMEDIATE")] == ["BEGIN IMMEDIATE"]
+    assert writes_to_events(statements) == 1

@@ -48,11 +48,12 @@ def create_engine(database_url: str) -> AsyncEngine:
         return engine
     if database_url.startswith("postgresql://"):
         database_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    # No pre-ping: it costs every transaction a round trip. A pooled connection the server
+    # dropped (a restart, a cut network) fails its next statement instead; SQLAlchemy then
+    # empties the pool, and the job's failure is an outage (`errors.unreachable`): retried, and
+    # the retry connects afresh.
     return create_async_engine(
-        database_url,
-        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
-        pool_size=POOL_SIZE,
-        pool_pre_ping=True,
+        database_url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}, pool_size=POOL_SIZE
     )
 
 

@@ -210,8 +210,13 @@ class Store:
         account_id: str | None = None,
         received_at: datetime | None = None,
         outcome: str | None = None,
+        finished: bool = False,
     ) -> bool:
-        """Store a raw notification once; False when its uuid was already stored."""
+        """Store a raw notification once; False when its uuid was already stored.
+
+        With `finished`, a row stored before (unfinished, by an earlier try) takes `outcome`
+        (and True is returned): a notification and what became of it are one write.
+        """
         values = {
             "uuid": uuid,
             "body": body,
@@ -222,7 +227,13 @@ class Store:
             "outcome": outcome,
         }
         async with write_transaction(self.engine) as conn:
-            insert = insert_for(conn, tables.events).values(values).on_conflict_do_nothing()
+            insert = insert_for(conn, tables.events).values(values)
+            if finished:
+                insert = insert.on_conflict_do_update(
+                    index_elements=["uuid"], set_={"outcome": insert.excluded.outcome}
+                )
+            else:
+                insert = insert.on_conflict_do_nothing()
             result = await conn.execute(insert.returning(tables.events.c.id))
             return result.first() is not None
 

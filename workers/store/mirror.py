@@ -3,6 +3,7 @@ and outbox rows for a batch of decisions, in the caller's transaction."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -151,7 +152,14 @@ def upsert_for(
     conn: AsyncConnection, table: Any, keys: Sequence[str], *, keep: Sequence[str] = ()
 ) -> Any:
     """INSERT, or on a key conflict UPDATE every column but the keys and those in `keep`."""
-    insert = insert_for(conn, table)
+    return _upsert(conn.dialect.name, table, tuple(keys), tuple(keep))
+
+
+@functools.cache
+def _upsert(dialect_name: str, table: Any, keys: tuple[str, ...], keep: tuple[str, ...]) -> Any:
+    # Built once per table and dialect: building it (the `excluded` alias, a column apiece)
+    # takes ~0.2 ms, a few percent of a one-user reconcile; its compiled form is cached anyway.
+    insert = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
     unchanged = {*keys, *keep}
     return insert.on_conflict_do_update(
         index_elements=list(keys),
