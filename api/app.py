@@ -49,7 +49,9 @@ def _unauthorized() -> Response:
 async def open_state(settings: Settings) -> AsyncIterator[ApiState]:
     """A worker's dependencies for this process, closed after it."""
     redis: Redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
-    store = await Store.open(settings.database_url)
+    # Pinged: a request the API answers with a 500 because PostgreSQL restarted is not retried
+    # for the caller the way a worker's job is.
+    store = await Store.open(settings.database_url, pre_ping=True)
     queue = Queue(redis, settings.queue_name)
     client = RingCentral(settings, redis)
     coalescer = Coalescer(redis, settings, window=settings.coalesce_window)

@@ -37,8 +37,12 @@ _USER_LOCK_CLASS: Final = 0x72730001
 _IMMEDIATE: Final = "ringsync_immediate"
 
 
-def create_engine(database_url: str) -> AsyncEngine:
-    """An async engine for `database_url` (sqlite+aiosqlite or postgresql+asyncpg)."""
+def create_engine(database_url: str, *, pre_ping: bool = False) -> AsyncEngine:
+    """An async engine for `database_url` (sqlite+aiosqlite or postgresql+asyncpg).
+
+    `pre_ping` (PostgreSQL) tests each pooled connection before use: for processes that answer
+    people (the API), where a request failed by a restarted server is not retried for them.
+    """
     if database_url.startswith("sqlite"):
         _check_sqlite_file(database_url)
         engine = create_async_engine(
@@ -48,12 +52,15 @@ def create_engine(database_url: str) -> AsyncEngine:
         return engine
     if database_url.startswith("postgresql://"):
         database_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    # No pre-ping: it costs every transaction a round trip. A pooled connection the server
-    # dropped (a restart, a cut network) fails its next statement instead; SQLAlchemy then
-    # empties the pool, and the job's failure is an outage (`errors.unreachable`): retried, and
-    # the retry connects afresh.
+    # Workers go without pre-ping: it costs every transaction a round trip. A pooled connection
+    # the server dropped (a restart, a cut network) fails its next statement instead; SQLAlchemy
+    # then empties the pool, and the job's failure is an outage (`errors.unreachable`): retried,
+    # and the retry connects afresh.
     return create_async_engine(
-        database_url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}, pool_size=POOL_SIZE
+        database_url,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+        pool_size=POOL_SIZE,
+        pool_pre_ping=pre_ping,
     )
 
 

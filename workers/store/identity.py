@@ -77,11 +77,12 @@ class Store:
         self.engine = engine
 
     @classmethod
-    async def open(cls, database_url: str, *, migrate: bool = True) -> Self:
-        """Open the store, applying migrations first unless `migrate` is False."""
+    async def open(cls, database_url: str, *, migrate: bool = True, pre_ping: bool = False) -> Self:
+        """Open the store, applying migrations first unless `migrate` is False (`pre_ping`: see
+        `create_engine`)."""
         if migrate:
             await upgrade(database_url)
-        return cls(create_engine(database_url))
+        return cls(create_engine(database_url, pre_ping=pre_ping))
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -3,12 +3,14 @@ and a connection gone stale (the server restarted, the network cut) still costs 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from api.app import open_state
+from events.settings import Settings
 from tests.chaos.proxy import TcpProxy, proxy_to
 from workers.failures import MAX_TRANSIENT_TRIES, retries
 from workers.ringcentral.errors import unreachable
@@ -21,10 +23,14 @@ async def proxy(postgres_url: str) -> AsyncIterator[TcpProxy]:
         yield cut
 
 
+def _through(postgres_url: str, proxy: TcpProxy) -> str:
+    netloc = urlsplit(postgres_url).netloc
+    return postgres_url.replace(netloc, f"postgres@127.0.0.1:{proxy.port}", 1)
+
+
 @pytest.fixture
 async def proxied_store(postgres_url: str, proxy: TcpProxy) -> AsyncIterator[Store]:
-    netloc = urlsplit(postgres_url).netloc
-    store = await Store.open(postgres_url.replace(netloc, f"postgres@127.0.0.1:{proxy.port}", 1))
+    store = await Store.open(_through(postgres_url, proxy))
     yield store
     await store.close()
 
@@ -68,3 +74,18 @@ async def test_a_stale_pooled_connection_is_retried_then_replaced(
     assert unreachable(failures[0])
     assert retries(failures[0], MAX_TRANSIENT_TRIES + 1)
     assert await proxied_store.get_state("k") == f"after {len(failures)}"
+
+
+async def test_the_apis_store_pings_so_a_restart_fails_no_request(
+    postgres_url: str, proxy: TcpProxy, make_settings: Callable[..., Settings]
+) -> None:
+    """A person's request is not retried the way a job is: the API's store tests a pooled
+    connection before using it."""
+    settings = make_settings(database_url=_through(postgres_url, proxy))
+    async with open_state(settings) as state:
+        store = state.deps.store
+        await store.set_state("k", "before")
+        await proxy.stop()
+        await proxy.start()
+        await store.set_state("k", "after")  # no exception: the dead connection was replaced
+        assert await store.get_state("k") == "after"
