@@ -29,6 +29,7 @@ import orjson
 import redis
 
 TOKEN = "bench-verification-token"
+ACCOUNT = "400386146004"  # the account every notification names (the wrk script's too)
 _WRK_SCRIPT = r"""
 local counter = 0
 local tid = math.random(1, 1e9)
@@ -146,7 +147,7 @@ def _notification(uid: str) -> bytes:
     return orjson.dumps(
         {
             "uuid": uid,
-            "event": "/restapi/v1.0/account/400386146004/extension",
+            "event": f"/restapi/v1.0/account/{ACCOUNT}/extension",
             "timestamp": "2026-11-23T10:00:00.000Z",
             "subscriptionId": "sub-1",
             "body": {"extensions": [{"extensionId": "1001", "eventType": "Update"}]},
@@ -207,10 +208,12 @@ def main() -> None:
         "RINGSYNC_VERIFICATION_TOKEN": TOKEN,
         "RINGSYNC_LOG_LEVEL": "WARNING",
     }
+    client = redis.Redis.from_url(redis_url)
+    # As in any deployment whose worker has started once: the default account's id is known.
+    client.set(f"{namespace}:account_id", ACCOUNT)
     serve = subprocess.Popen(
         [sys.executable, "-m", "scripts.cli", "serve", "--port", str(port)], env=serve_env
     )
-    client = redis.Redis.from_url(redis_url)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/healthz")
         url = f"http://127.0.0.1:{port}/webhook"

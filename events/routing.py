@@ -29,7 +29,7 @@ _DERIVED = re.compile(r"[0-9a-f]{64}")
 SUBSCRIPTION_ACCOUNTS = ("subscription", "accounts")
 # How long "no worker has learned the default account yet" is believed before Redis is asked
 # again. Asking on every request cost a Redis round trip each (a quarter of the receiver's CPU
-# under load); until the answer arrives, routing is what it was before a worker learned it.
+# under load). Only the default token on a numeric path asks afresh (see `Router.check`).
 DEFAULT_UNKNOWN_FOR: Final = 1.0
 # Accounts whose derived token is kept (an HMAC a request otherwise); any number in a path can
 # ask, so the memory is bounded and simply forgotten when full.
@@ -61,10 +61,11 @@ class Router:
             token = self._tokens[account] = self.settings.account_token(account)
         return token
 
-    async def default_account(self) -> str | None:
+    async def default_account(self, *, fresh: bool = False) -> str | None:
         """The default account's id once a worker has learned it (it never changes after);
-        while none has, Redis is asked again at most every `DEFAULT_UNKNOWN_FOR` seconds."""
-        if self._default is None and time.monotonic() >= self._unknown_until:
+        while none has, Redis is asked again at most every `DEFAULT_UNKNOWN_FOR` seconds, or
+        at once when `fresh` (where a stale "unknown" would open a door)."""
+        if self._default is None and (fresh or time.monotonic() >= self._unknown_until):
             known = await self.redis.get(self.settings.root_key("account_id"))
             if known is None:
                 self._unknown_until = time.monotonic() + DEFAULT_UNKNOWN_FOR
@@ -104,6 +105,7 @@ class Router:
         if not token_matches(base, *candidates):
             return None
         # The default account's own token opens the default account only (or any numeric path
-        # before a worker learned which account that is).
-        default = await self.default_account()
+        # before a worker learned which account that is: asked afresh, so no receiver keeps that
+        # door open after one has).
+        default = await self.default_account(fresh=True)
         return "" if default is None or default == named else None

@@ -193,6 +193,12 @@ class Settings(BaseSettings):
             raise ValueError("only suspend may be approved by policy (or leave it empty)")
         return kinds
 
+    @field_validator("stage_log", mode="before")
+    @classmethod
+    def _unset_when_blank(cls, value: object) -> object:
+        # `RINGSYNC_STAGE_LOG=` (as .env.example ships it) means off, not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("delivery_schedule")
     @classmethod
     def _positive_delays(cls, value: list[float]) -> list[float]:

@@ -96,6 +96,7 @@ def test_good_settings_are_read_as_meant() -> None:
     assert _build(metrics_host="worker-1.internal").metrics_host == "worker-1.internal"
     assert _build(roles_every="0").roles_every == 0  # only after each resync
     assert _build(roles_every="1").roles_every == 1
+    assert _build(stage_log="").stage_log is None  # as .env.example ships it: off
 
 
 def test_the_defaults_are_valid() -> None:
