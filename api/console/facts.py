@@ -102,8 +102,10 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     every round trip waits for the database's process to be scheduled: measured, spreading the
     reads over several pooled connections at once cost more CPU and waited longer than one
     connection. On PostgreSQL the reads run without a transaction (each statement sees the
-    newest committed rows, as it did under READ COMMITTED), which spares a BEGIN and a ROLLBACK;
-    SQLite's reads stay in one transaction (one snapshot, and no round trip to spare)."""
+    newest committed rows, as it did under PostgreSQL's default READ COMMITTED; a server set to
+    REPEATABLE READ loses the page's single snapshot, and nothing is decided from the page's
+    figures agreeing), which spares a BEGIN and a ROLLBACK; SQLite's reads stay in one
+    transaction (one snapshot, and no round trip to spare)."""
     async with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execution_options(isolation_level="AUTOCOMMIT")
