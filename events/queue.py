@@ -227,6 +227,8 @@ class Queue:
                     for job in batch:
                         if not job.done.done():
                             job.done.set_exception(exc)
+                    # A write cut short may have left its reply unread: never reuse that line.
+                    await self._give_back(disconnect=True)
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                     continue
@@ -234,9 +236,7 @@ class Queue:
                     if not job.done.done():
                         job.done.set_result(bool(queued))
         finally:
-            if self._connection is not None:
-                connection, self._connection = self._connection, None
-                await self._redis.connection_pool.release(connection)
+            await self._give_back()
             self._flusher = None
             # Anything that arrived after a cancellation must not wait forever.
             if self._pending and not asyncio.get_running_loop().is_closed():
@@ -260,8 +260,8 @@ class Queue:
 
         Under load the flusher writes batch after batch; going through the client for each one
         (pool lock, readiness probe, retry wrapper, argument encoding in Python) cost as much
-        CPU as the rest of a batch's requests together. A connection that fails is closed by
-        redis-py itself and opened again on the next write.
+        CPU as the rest of a batch's requests together. A write that fails or runs out of time
+        closes the connection (`_give_back`); the next write takes another from the pool.
         """
         if self._connection is None:
             self._connection = await self._redis.connection_pool.get_connection()
@@ -269,6 +269,15 @@ class Queue:
         await self._connection.send_packed_command(command, check_health=False)
         result: list[int] = await self._connection.read_response()
         return result
+
+    async def _give_back(self, *, disconnect: bool = False) -> None:
+        """Return the kept connection to the pool (closed first when its state is unknown)."""
+        if self._connection is None:
+            return
+        connection, self._connection = self._connection, None
+        if disconnect:
+            await connection.disconnect(nowait=True)
+        await self._redis.connection_pool.release(connection)
 
     async def hold(self, job_id: str, defer_by: float) -> None:
         """Keep a queued job's data until a day past its next try, `defer_by` seconds from now

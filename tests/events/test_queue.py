@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 import pytest
@@ -145,3 +146,28 @@ async def test_bursts_of_writes_share_one_connection(private_redis: PrivateRedis
     assert await client.zcard("q") == 1000
     await client.aclose()
     await probe.aclose()
+
+
+async def test_a_write_cut_by_its_deadline_leaves_no_reply_for_the_next(
+    private_redis: PrivateRedis,
+) -> None:
+    """The group commit keeps its connection between batches; a batch whose deadline passed
+    while Redis was paused must not leave its late reply to be read as the next batch's."""
+    assert private_redis.process is not None
+    client = aioredis.Redis.from_url(private_redis.url)
+    queue = Queue(client, "q", timeout=0.3)
+    try:
+        assert await queue.enqueue("job", job_id="first") is True
+        private_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(TimeoutError):
+                await queue.enqueue("job", job_id="cut")
+        finally:
+            private_redis.process.send_signal(signal.SIGCONT)
+        # Redis may still run the cut write; whatever it answered belongs to that write.
+        assert await queue.enqueue("job", job_id="first") is False  # a duplicate, told so
+        assert await queue.enqueue("job", job_id="second") is True
+        assert await queue.enqueue("job", job_id="second") is False
+    finally:
+        await queue.close()
+        await client.aclose()
