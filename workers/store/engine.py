@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from migrations import run_upgrade
@@ -52,16 +52,30 @@ def create_engine(database_url: str, *, pre_ping: bool = False) -> AsyncEngine:
         return engine
     if database_url.startswith("postgresql://"):
         database_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    # Workers go without pre-ping: it costs every transaction a round trip. A pooled connection
-    # the server dropped (a restart, a cut network) fails its next statement instead; SQLAlchemy
-    # then empties the pool, and the job's failure is an outage (`errors.unreachable`): retried,
-    # and the retry connects afresh.
-    return create_async_engine(
+    engine = create_async_engine(
         database_url,
         connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
         pool_size=POOL_SIZE,
         pool_pre_ping=pre_ping,
     )
+    _replace_closed_on_checkout(engine)
+    return engine
+
+
+def _replace_closed_on_checkout(engine: AsyncEngine) -> None:
+    """A pooled connection the server closed (a restart, an idle timeout, a terminated backend)
+    is replaced when taken from the pool, at no round trip: asyncpg saw its end arrive.
+
+    This stands in for pre-ping (a round trip before every transaction) for workers. Not every
+    database call sits in a job that is retried: the account rows a job reads first, the crons
+    (arq runs each once). A connection cut without a word (a network gone silent) still fails
+    its next statement; SQLAlchemy then empties the pool.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _closed_is_stale(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this connection while it was pooled")
 
 
 def _check_sqlite_file(database_url: str) -> None:
