@@ -154,6 +154,7 @@ async def _warn_if_evicting(redis: Redis) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    stages.configure(None)
     endpoint = ctx.pop("endpoint", None)
     if isinstance(endpoint, Endpoint):
         await endpoint.stop()

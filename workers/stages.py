@@ -12,12 +12,14 @@ when off, a call costs one comparison.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+log = logging.getLogger(__name__)
 _log: TextIO | None = None
 
 
@@ -28,8 +30,11 @@ def configure(directory: Path | None) -> None:
         _log.close()
         _log = None
     if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        _log = (directory / f"stages-{os.getpid()}.log").open("a", buffering=1)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            _log = (directory / f"stages-{os.getpid()}.log").open("a", buffering=1)
+        except OSError as exc:  # a benchmark aid never keeps a worker from starting
+            log.warning("stage log off: %s cannot be written (%s)", directory, exc.strerror)
 
 
 def enabled() -> bool:

@@ -32,3 +32,13 @@ def test_each_stage_is_read_back_per_extension(stage_log: Path) -> None:
     assert found["102"] == {"received": [1000.5]}
     assert len(found["101"]["read"]) == 2
     assert found["101"]["read"][0] > 1000.5
+
+
+def test_an_unwritable_directory_leaves_it_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    stages.configure(blocked / "stages")  # a directory under a file: cannot be made
+    assert not stages.enabled()
+    assert "stage log off" in caplog.text

@@ -246,11 +246,6 @@ class Store:
             found: str | None = (await conn.execute(query)).scalar_one_or_none()
             return found
 
-    async def set_event_outcome(self, uuid: str, outcome: str) -> None:
-        events = tables.events
-        async with write_transaction(self.engine) as conn:
-            await conn.execute(events.update().where(events.c.uuid == uuid).values(outcome=outcome))
-
     async def add_dead_letter(
         self,
         job: str,

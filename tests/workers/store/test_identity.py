@@ -181,7 +181,8 @@ async def test_record_event_is_idempotent_on_uuid(store: Store, account_id: str)
     body = '{"uuid": "n1", "body": {"extensionId": 101}}'
     assert await store.record_event(uuid=uuid, body=body, account_id=account_id, event="/x")
     assert not await store.record_event(uuid=uuid, body=body, account_id=account_id)
-    await store.set_event_outcome(uuid, "expanded")
+    # The outcome comes with a second write of the same uuid, finished (an earlier try's row).
+    assert await store.record_event(uuid=uuid, body=body, outcome="expanded", finished=True)
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(tables.events).where(tables.events.c.uuid == uuid))).all()
     assert len(rows) == 1
