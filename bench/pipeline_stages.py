@@ -51,8 +51,10 @@ def breakdown(
             if after:
                 passed[stage] = min(after)
         chain: tuple[str, ...]
-        if "committed" in passed and "read" not in passed:
-            # A listing wrote it, often before its own notification's ingest even started.
+        answered = passed.get("answered")
+        if "committed" in passed and (answered is None or passed["committed"] < answered):
+            # A listing wrote it, often before its own notification's ingest even started (and
+            # before a single read sent meanwhile was answered).
             by_listing.append((passed["committed"] - at) * 1000)
             previous, chain = "committed", STAGES[-2:]
         else:
