@@ -57,6 +57,12 @@ async def handshake(client: httpx.AsyncClient, address: str) -> None:
         raise HandshakeFailed("WebHook response is too large")
 
 
+# Deliveries in flight at once, across every account a server holds. It stays below the HTTP
+# client's connection pool (100): requests queued inside that pool cost time quadratic in their
+# number (each one freed scans the whole queue), which stalled a server of hundreds of accounts.
+DELIVERIES_AT_ONCE = 32
+
+
 class Deliverer:
     """Background delivery tasks in the server's loop; `drain()` waits for all of them."""
 
@@ -68,7 +74,7 @@ class Deliverer:
         *,
         blacklist_after: int = 10,
         timeout: float = 3.0,
-        concurrency: int = 16,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.client = client
         self.faults = faults
@@ -77,7 +83,8 @@ class Deliverer:
         self.timeout = timeout
         self.attempts: list[Attempt] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(concurrency)
+        # Deliveries under way at once; the server's accounts share theirs with their one client.
+        self._slots = slots if slots is not None else asyncio.Semaphore(DELIVERIES_AT_ONCE)
 
     def schedule(self, outgoing: Sequence[Outgoing]) -> None:
         faults = self.faults()

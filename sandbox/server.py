@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 
 from sandbox.accounts import AccountRouter
 from sandbox.app import create_app
-from sandbox.delivery import Deliverer
+from sandbox.delivery import DELIVERIES_AT_ONCE, Deliverer
 from sandbox.faults import Faults
 from sandbox.limits import DEFAULT_WINDOW, RateLimitSpec, build_limiter
 from sandbox.tokens import Credentials
@@ -180,6 +180,7 @@ class SandboxServer:
                 # stalls while paging 100,000 users); they live as long as the process anyway.
                 gc.freeze()
         self._client = httpx.AsyncClient(timeout=self._delivery_timeout)
+        slots = asyncio.Semaphore(DELIVERIES_AT_ONCE)
         for world in self.worlds:
             world.deliverer = Deliverer(
                 self._client,
@@ -187,6 +188,7 @@ class SandboxServer:
                 world.clock.now,
                 blacklist_after=self._blacklist_after,
                 timeout=self._delivery_timeout,
+                slots=slots,
             )
         app = create_app(self.world) if len(self.worlds) == 1 else AccountRouter(self.worlds)
         self._running = await start_uvicorn(app, self.host, self.port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from sandbox.delivery import DELIVERIES_AT_ONCE
 from sandbox.oauth import JWT_GRANT
 from sandbox.server import SandboxServer
 
@@ -70,3 +71,13 @@ async def test_an_unknown_jwt_is_refused_as_usual() -> None:
         )
         assert refused.status_code == 400
         assert refused.json()["errors"][0]["errorCode"] == "OAU-213"
+
+
+async def test_every_accounts_deliveries_share_one_bound_below_the_clients_pool() -> None:
+    """Per-account bounds let hundreds of accounts queue thousands of requests inside the one
+    HTTP client's pool, where each freed connection scans the whole queue: a server of 400
+    accounts spent its time there instead of delivering."""
+    async with SandboxServer(accounts=3) as sb:
+        slots = {id(world.deliverer._slots) for world in sb.worlds if world.deliverer}
+        assert len(slots) == 1
+        assert DELIVERIES_AT_ONCE < 100  # httpx's default connection pool
