@@ -19,19 +19,16 @@ with RingCentral's default rate limits (Light 50 requests a minute per account).
 
 Goals: (a) p99 <= 250 ms; (b) p99 <= 1.5 x (a)'s; (c) 0 throttled.
 
-Measured on the 2-core machine while other heavy work ran on it (load average 4-6), so far from
-the full size: (c) at full size, 1,000 accounts x 100 users: 171 requests an account a day, 0
-throttled. (a)/(b) at 20 accounts x 100 users (10 changes/s), --seconds 10, the first account
-10,000 users bulk-changed: (a) p50 45-80 ms, p99 110-950 ms; (b) p50 100-2,400 ms, p99
-540-4,100 ms (runs minutes apart). From 40 accounts (20 changes/s) the pipeline fell behind on
-that machine (p50 of seconds); the full size was not reached. It was a tipping point: once the
-queue held 50 jobs of any accounts, every change took a second job, so a pipeline behind stayed
-behind. Now a change waits only for its own account's backlog, and account rows and
-last_event_at are no longer read/written per account per change. 100 accounts x 50 users,
---seconds 20 --bulk 0, (a) p50 / p99: before, 5.3-26 s / 9.8-31 s in seven loaded runs (44 ms /
-132 ms once, on a quiet machine); after, 0.9-1.6 s / 4.0-4.2 s in two loaded runs, 46-48 ms /
-133-193 ms in two quiet ones. Behind, the workers' event loops spend about half their time in
-socket writes to Redis, PostgreSQL and the sandbox (dozens of round trips a change).
+Measured on the 2-core machine. (c) at full size, 1,000 accounts x 100 users (loaded machine): 171
+requests an account a day, 0 throttled. (a) at full size, idle machine, --seconds 10 --bulk 0:
+2,000 changes from 400 accounts, p50 6.6 s, p99 10.9 s: 200 changes/s without a listing to share
+is more than two workers' CPU here (~10 ms a change; see the pipeline bench at 200 changes/s);
+with --seconds 60 the backlog outgrows the 60 s grace. Reduced, same idle machine: 100 accounts
+(50 changes/s) p50 22 ms, p99 177 ms; 200 accounts (100/s) p50 32 ms, p99 374 ms. (b) with the
+10,000-user bulk change at full size is not measured yet. Setting up 400 accounts used to stall
+in the sandbox itself (each account's deliveries queued inside one HTTP client's pool, which
+httpcore scans per freed connection); its accounts now share one bound and set-up takes under
+two minutes.
 """
 
 from __future__ import annotations
