@@ -75,6 +75,7 @@ class Refusals:
         self._receiver = uuid.uuid4().hex[:12]
         self._since: float | None = None  # when the first refusal not yet reported happened
         self._count = 0
+        self._reported = 0  # reports written: no two of one receiver share a field
         self._accounts: set[str] = set()
         self._probe: asyncio.Task[None] | None = None
 
@@ -108,7 +109,7 @@ class Refusals:
             count=count,
             accounts=tuple(sorted(accounts)),
         )
-        field = f"{self._receiver}:{int(since * 1000)}:{count}"
+        field = f"{self._receiver}:{self._reported}:{int(since * 1000)}:{count}"
         key = refusals_key(self._settings)
         try:
             await self._redis.hset(key, field, refused.model_dump_json())  # type: ignore[misc]
@@ -122,6 +123,7 @@ class Refusals:
             count,
             extra={"refused_since": refused.started_at.isoformat()},
         )
+        self._reported += 1
         self._count -= count
         self._since = now if self._count else None
 

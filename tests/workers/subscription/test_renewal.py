@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+import time
 from collections.abc import Callable
 
 import pytest
@@ -142,7 +143,7 @@ async def test_notifications_a_receiver_refused_become_a_gap_and_a_resync(
 
 
 async def test_refusals_are_repaired_in_every_account_they_concern(
-    make_keeping: MakeKeeping,
+    make_keeping: MakeKeeping, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A report naming account 2001, then one whose account the receiver could not tell: the
     default account repairs only the second; 2001 gets both, 2002 the second, each with a check
@@ -155,10 +156,13 @@ async def test_refusals_are_repaired_in_every_account_they_concern(
     for other in ("2001", "2002"):
         await book.add(other, other, k.sandbox.url, "sealed")
     refusals = Refusals(k.settings, k.redis, d.queue)
-    refusals.note("2001")
-    await refusals.report()
-    refusals.note(None)
-    await refusals.report()
+    with monkeypatch.context() as frozen:  # both reports in one millisecond, one refusal each
+        instant = time.time()
+        frozen.setattr(time, "time", lambda: instant)
+        refusals.note("2001")
+        await refusals.report()
+        refusals.note(None)
+        await refusals.report()
     await refusals.close()
     await renew_subscription(ctx, "refused")
     assert len(await store.list_gaps(k.store, await d.account_id())) == 1
