@@ -7,7 +7,8 @@ For SQLite and PostgreSQL, with 1 and 2 `ringsync worker` processes, sandbox rat
 - lone change: one update at a time, each timed from the change in the sandbox to the mirror
   row (polled every 5 ms), on an idle pipeline;
 - latency at 50, 100 and 200 changes/s: updates to different users paced at R/s, each timed
-  from the change to the mirror row (polled every 10 ms), with where the time went per stage
+  from the change to the mirror row (polled every 10 ms by `bench.watch`, a process of its own:
+  the sandbox's work in this one would hold a poller here up), with where the time went per stage
   (`bench.pipeline_stages`, from the workers' stage logs);
 - events/s: one update to each of U users (U notifications) until the mirror shows all of them;
 - baseline: arq jobs that do nothing, through `Queue` and real arq workers, as a burst and
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -72,33 +74,29 @@ async def _lone(stack: Stack, users: list[str]) -> list[float]:
 
 
 async def _paced(
-    stack: Stack, users: list[str], rate: float
+    stack: Stack, users: list[str], rate: float, pinned: bool
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Changes to `users` paced at `rate`/s: when each was made and when its mirror row showed
-    it (unix times)."""
+    it (unix times), the latter seen by `bench.watch` in a process of its own."""
     tag = f"paced{uuid.uuid4().hex[:6]}"
     sent: dict[str, float] = {}
-    seen: dict[str, float] = {}
-
-    async def send() -> None:
-        started = time.perf_counter()
-        for index, ext in enumerate(users):
-            await pace(rate, index, started)
-            sent[ext] = time.time()
-            stack.sandbox.world.update_user(ext, last_name=tag)
-
-    async def watch() -> None:
-        deadline = time.perf_counter() + len(users) / rate + 120
-        while len(seen) < len(users) and time.perf_counter() < deadline:
-            waiting = [ext for ext in sent if ext not in seen]
-            if waiting:
-                now = time.time()
-                for ext, name in (await stack.last_names(waiting)).items():
-                    if name == tag:
-                        seen[ext] = now
-            await asyncio.sleep(0.01)
-
-    await asyncio.gather(send(), watch())
+    within = len(users) / rate + 120
+    watcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.watch", stack.settings.database_url,
+        stack.sandbox.account_id, tag, str(len(users)), str(within),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    pin([watcher.pid], LOAD_CPU, pinned)
+    assert watcher.stdout is not None
+    if (await watcher.stdout.readline()).strip() != b"ready":
+        raise RuntimeError("bench.watch did not start")
+    started = time.perf_counter()
+    for index, ext in enumerate(users):
+        await pace(rate, index, started)
+        sent[ext] = time.time()
+        stack.sandbox.world.update_user(ext, last_name=tag)
+    out, _ = await watcher.communicate()
+    seen = {ext: float(at) for ext, at in (line.split() for line in out.decode().splitlines())}
     return sent, seen
 
 
@@ -139,7 +137,7 @@ async def pipeline_rows(database: str, workers: int, plan: Plan) -> list[Row]:
             # Paced runs before the burst, on a quiet pipeline: after a burst, its covered single
             # jobs are still queued (deferred behind the batch) and would be measured instead.
             for rate in plan.rates:
-                sent, seen = await _paced(stack, ids[: int(rate * plan.seconds)], rate)
+                sent, seen = await _paced(stack, ids[: int(rate * plan.seconds)], rate, plan.pinned)
                 latencies = [(seen[ext] - sent[ext]) * 1000 for ext in seen]
                 row = Row("ringsync event -> mirror", database, workers, rate, count=len(seen))
                 row.p50_ms, row.p99_ms = p50_p99(latencies)

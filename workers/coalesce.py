@@ -37,7 +37,8 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 """
-# KEYS: gen, last_read, dirty. ARGV: extension ids. Returns gen, last_read pairs, then now ms.
+# KEYS: gen, last_read, dirty. ARGV: extension ids. Returns gen, last_read pairs, then the
+# dirty count, then now ms.
 _MARK: Final = (
     _NOW_MS
     + """
@@ -47,6 +48,7 @@ for i = 1, #ARGV do
   out[#out + 1] = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
   redis.call('SADD', KEYS[3], ARGV[i])
 end
+out[#out + 1] = redis.call('SCARD', KEYS[3])
 out[#out + 1] = now_ms()
 return out
 """
@@ -126,18 +128,22 @@ class Coalescer:
 
     async def mark(self, extension_ids: list[str]) -> list[Marked]:
         """Record a change for each extension; returns the generation and deferral of its job."""
+        return (await self.mark_counting(extension_ids))[0]
+
+    async def mark_counting(self, extension_ids: list[str]) -> tuple[list[Marked], int]:
+        """`mark`, and how many extensions are dirty now (the same round trip)."""
         if not extension_ids:
-            return []
+            return [], 0
         raw = await self._redis.eval(  # type: ignore[misc]
             _MARK, 3, self._gen, self._last, self._dirty, *extension_ids
         )
-        now_ms = int(raw[-1])
+        now_ms, dirty = int(raw[-1]), int(raw[-2])
         marks = []
         for index, ext in enumerate(extension_ids):
             generation, last = int(raw[2 * index]), int(raw[2 * index + 1])
             defer_ms = max(0, last + self._window_ms - now_ms) if last else 0
             marks.append(Marked(ext, generation, defer_ms / 1000))
-        return marks
+        return marks, dirty
 
     async def claim(self, extension_id: str, generation: int = 0, ttl: float = 35.0) -> Claim:
         """Before a single read of `extension_id` for `generation` (0: whatever is recorded).
@@ -195,10 +201,6 @@ class Coalescer:
     async def dirty(self) -> list[str]:
         members = await self._redis.smembers(self._dirty)  # type: ignore[misc]
         return sorted(m.decode() for m in members)
-
-    async def dirty_count(self) -> int:
-        count: int = await self._redis.scard(self._dirty)  # type: ignore[misc]
-        return count
 
     async def pending_generation(self, extension_id: str) -> int:
         """The latest generation recorded for `extension_id` (0 when never marked)."""

@@ -136,12 +136,12 @@ async def schedule(
     """Mark extensions dirty and queue their reconciles (a batch when listing is cheaper);
     with `inline`, reconcile a few that can go at once right here instead. Returns how many
     were marked."""
-    marks = await d.coalescer.mark(extension_ids)
+    marks, dirty = await d.coalescer.mark_counting(extension_ids)
     marked = len(marks)
     if not marks:
         return 0
     head_start = 0.0
-    if await _listing_is_cheaper(d):
+    if await _listing_is_cheaper(d, dirty):
         if await _listing_covers(d, cause):
             return marked
         head_start = BATCH_HEAD_START
@@ -209,8 +209,7 @@ async def _reconcile_inline(d: Deps, mark: Marked, cause: str | None, inline: In
     return True
 
 
-async def _listing_is_cheaper(d: Deps) -> bool:
-    dirty = await d.coalescer.dirty_count()
+async def _listing_is_cheaper(d: Deps, dirty: int) -> bool:
     if dirty < 2:
         return False
     users = await d.account_users()

@@ -4,13 +4,11 @@ page, and the deployment's queue and dead letters (the SQL is in `api.console.qu
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.console import queries
 from api.console.chart import Chart, chart, minutes_until
@@ -20,6 +18,7 @@ from workers.accounts.store import AccountState
 from workers.resync.store import Plan
 from workers.ringcentral.budget import Budget, GroupBudget, snapshots
 from workers.status import dead_letter_report, queue_report
+from workers.store.engine import reading
 
 PAGE_SIZE: Final = 10
 CHART_MINUTES: Final = 180
@@ -69,8 +68,9 @@ async def dashboard_facts(
 ) -> tuple[Page, dict[str, Any]]:
     """One page of accounts with their facts, and the deployment's (queue, dead letters).
 
-    The SQL reads go one after another on one connection (see `reading`); the Redis reads
-    (budgets, queue) go meanwhile.
+    The SQL reads go one after another on one connection, without a transaction on PostgreSQL
+    (`workers.store.engine.reading`): measured, spreading them over several pooled connections
+    at once cost more CPU and waited longer. The Redis reads (budgets, queue) go meanwhile.
     """
     default = await state.default_account()
 
@@ -94,22 +94,6 @@ async def dashboard_facts(
         from_sql(), queue_report(state.redis, state.settings)
     )
     return page, {"queue": queue, "dead_letters": dead}
-
-
-@contextlib.asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for the page's reads. Each statement is a round trip, and on a busy machine
-    every round trip waits for the database's process to be scheduled: measured, spreading the
-    reads over several pooled connections at once cost more CPU and waited longer than one
-    connection. On PostgreSQL the reads run without a transaction (each statement sees the
-    newest committed rows, as it did under PostgreSQL's default READ COMMITTED; a server set to
-    REPEATABLE READ loses the page's single snapshot, and nothing is decided from the page's
-    figures agreeing), which spares a BEGIN and a ROLLBACK; SQLite's reads stay in one
-    transaction (one snapshot, and no round trip to spare)."""
-    async with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-        yield conn
 
 
 async def _read(

@@ -75,14 +75,16 @@ local due = redis.call('ZRANGE', KEYS[2], 0, used - limit, 'WITHSCORES')
 return {0, math.max(1, tonumber(due[#due]) + window - now), 0, limit, base, 0, s, us}
 """
 
-# KEYS: state hash, log zset. ARGV: limit, window ms, remaining (-1 = unknown), margin ms, member.
-# Takes the server's limit and window, and when the server has counted more requests than our log
-# holds (another client of the same app, clock drift), pads the log so we believe the server.
+# KEYS: state hash, log zset, known groups set. ARGV: limit, window ms, remaining (-1 = unknown),
+# margin ms, member, group. Notes the group as known, takes the server's limit and window, and
+# when the server has counted more requests than our log holds (another client of the same app,
+# clock drift), pads the log so we believe the server.
 _OBSERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[6])
 redis.call('HSET', KEYS[1], 'limit', limit, 'window_ms', window)
 local remaining = tonumber(ARGV[3])
 if remaining < 0 then return 0 end
@@ -200,15 +202,16 @@ class Budget:
         if limit is None or window is None or limit <= 0 or window <= 0:
             return
         remaining = _number(headers.get("x-rate-limit-remaining"))
-        await self._redis.sadd(self._settings.key("ratelimit", "groups"), group)  # type: ignore[misc]
         args: list[str | int] = [
             int(limit),
             int(window * 1000),
             -1 if remaining is None else max(int(remaining), 0),
             self._margin_ms,
             uuid.uuid4().hex,
+            group,
         ]
-        await self._observe(keys=self._keys(group), args=args)
+        keys = [*self._keys(group), self._settings.key("ratelimit", "groups")]
+        await self._observe(keys=keys, args=args)
 
     async def penalize(self, group: str, seconds: float | None) -> float:
         """Record a 429: nothing goes out in `group` for `seconds`; returns epoch seconds of end."""

@@ -129,6 +129,32 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
             yield conn
 
 
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads that need no snapshot spanning them (one statement, or figures
+    nothing is decided from together). On PostgreSQL it runs without a transaction: each
+    statement sees the newest committed rows, as under PostgreSQL's default READ COMMITTED,
+    and a BEGIN and a ROLLBACK (two round trips) are spared. SQLite's reads stay in one
+    transaction (in process: no round trip to spare)."""
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+@asynccontextmanager
+async def single_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for one write statement, atomic by itself: on PostgreSQL without BEGIN and
+    COMMIT around it (one round trip instead of three); on SQLite a `write_transaction`."""
+    if engine.dialect.name != "postgresql":
+        async with write_transaction(engine) as conn:
+            yield conn
+        return
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
 async def refresh_statistics(engine: AsyncEngine) -> None:
     """Tell SQLite's planner how the tables look (PostgreSQL's autovacuum does this itself).
 

@@ -28,7 +28,14 @@ from workers.decide import (
 )
 from workers.lifecycle import State
 from workers.store import tables
-from workers.store.engine import create_engine, lock_users, upgrade, write_transaction
+from workers.store.engine import (
+    create_engine,
+    lock_users,
+    reading,
+    single_write,
+    upgrade,
+    write_transaction,
+)
 from workers.store.mirror import (
     OutboxRow,
     insert_for,
@@ -90,7 +97,7 @@ class Store:
     # --- users ------------------------------------------------------------------------------
 
     async def get_user(self, account_id: str, extension_id: str) -> UserRow | None:
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return await self._select_user(conn, account_id, extension_id)
 
     async def list_users(
@@ -114,12 +121,12 @@ class Store:
     async def count_users(self, account_id: str) -> int:
         """The account's users in the mirror (whatever their state)."""
         query = select(func.count()).where(tables.users.c.account_id == account_id)
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return int((await conn.execute(query)).scalar_one())
 
     async def account_has_users(self, account_id: str) -> bool:
         query = select(tables.users.c.extension_id).where(tables.users.c.account_id == account_id)
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return (await conn.execute(query.limit(1))).first() is not None
 
     async def live_user_ids(self, account_id: str) -> list[str]:
@@ -227,7 +234,7 @@ class Store:
             "received_at": received_at or _now(),
             "outcome": outcome,
         }
-        async with write_transaction(self.engine) as conn:
+        async with single_write(self.engine) as conn:
             insert = insert_for(conn, tables.events).values(values)
             if finished:
                 insert = insert.on_conflict_do_update(
@@ -241,7 +248,7 @@ class Store:
     async def event_outcome(self, uuid: str) -> str | None:
         """What became of a stored notification (None when it is not stored, or unfinished)."""
         events = tables.events
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             query = select(events.c.outcome).where(events.c.uuid == uuid)
             found: str | None = (await conn.execute(query)).scalar_one_or_none()
             return found
@@ -288,13 +295,13 @@ class Store:
         query = select(state.c.value).where(
             and_(state.c.account_id == account_id, state.c.key == key)
         )
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             value: str | None = (await conn.execute(query)).scalar_one_or_none()
             return value
 
     async def set_state(self, key: str, value: str, account_id: str = "") -> None:
         values = {"account_id": account_id, "key": key, "value": value, "updated_at": _now()}
-        async with write_transaction(self.engine) as conn:
+        async with single_write(self.engine) as conn:
             await conn.execute(upsert_for(conn, tables.state, ("account_id", "key")), [values])
 
     async def count(self, table: str) -> int:

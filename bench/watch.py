@@ -1,0 +1,58 @@
+"""The pipeline benchmark's eye on the mirror, in a process of its own.
+
+    python -m bench.watch DATABASE_URL ACCOUNT_ID TAG EXPECTED SECONDS
+
+Says ``ready`` once its first poll is done, then polls the mirror every 10 ms for the users of
+ACCOUNT_ID whose last name is TAG until EXPECTED of them show it (or SECONDS pass), and prints
+one line per user: ``<extension id> <unix time>``. A user's time is the start of the first poll
+that found it: the row was committed before that poll's snapshot and after the previous poll's,
+so the time errs late by at most one poll. The benchmark's own process runs the sandbox and the
+load, whose work (a 1,000-user page to serialise, a webhook to send) would otherwise hold up
+the poller and count as latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import sqlalchemy as sa
+
+from workers.store.engine import create_engine, reading
+
+POLL_EVERY = 0.01
+
+
+async def watch(
+    database_url: str, account_id: str, tag: str, expected: int, seconds: float
+) -> None:
+    engine = create_engine(database_url)
+    query = sa.text("SELECT extension_id FROM users WHERE account_id = :a AND last_name = :t")
+    seen: dict[str, float] = {}
+    deadline = time.perf_counter() + seconds
+    ready = False
+    try:
+        async with reading(engine) as conn:
+            while len(seen) < expected and time.perf_counter() < deadline:
+                polled = time.time()
+                for (extension_id,) in await conn.execute(query, {"a": account_id, "t": tag}):
+                    seen.setdefault(extension_id, polled)
+                if engine.dialect.name == "sqlite":
+                    await conn.commit()  # a fresh snapshot for the next poll
+                if not ready:
+                    ready = True
+                    print("ready", flush=True)
+                await asyncio.sleep(POLL_EVERY)
+    finally:
+        await engine.dispose()
+    sys.stdout.write("".join(f"{ext} {at!r}\n" for ext, at in seen.items()))
+
+
+def main() -> None:
+    database_url, account_id, tag, expected, seconds = sys.argv[1:6]
+    asyncio.run(watch(database_url, account_id, tag, int(expected), float(seconds)))
+
+
+if __name__ == "__main__":
+    main()
