@@ -31,6 +31,7 @@ from workers.accounts.registry import Registry, for_every_account, scoped
 from workers.actions.deletes import delete_batch
 from workers.actions.run import run_action, sweep_actions
 from workers.activity.scan import scan_activity
+from workers.claim import ClaimingWorker
 from workers.context import shutdown, startup
 from workers.delivery.courier import Courier, close_courier
 from workers.delivery.deliver import deliver
@@ -247,7 +248,7 @@ def worker_settings(settings: Settings, *, burst: bool = False) -> dict[str, Any
 
 
 def build_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> Worker:
-    worker = Worker(**{**worker_settings(settings, burst=burst), **overrides})
+    worker = ClaimingWorker(**{**worker_settings(settings, burst=burst), **overrides})
     # arq derives this from the longest timeout (listings: 30 min); see workers.lease.
     worker.in_progress_timeout_s = lease_seconds(settings)
     return worker

@@ -1,0 +1,76 @@
+"""Two workers claiming the same polled jobs: each job runs once, claimed by one script call."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import func
+
+from events.queue import Queue
+from tests.fixtures.services import PrivateRedis
+from workers.claim import ClaimingWorker
+
+JOBS = 200
+
+
+def _worker(port: int, job: Any, pool: ArqRedis | None = None) -> ClaimingWorker:
+    return ClaimingWorker(
+        functions=[func(job, name="job")],
+        redis_settings=RedisSettings(port=port),
+        redis_pool=pool,
+        burst=True,
+        poll_delay=0.001,
+        max_jobs=20,
+        handle_signals=False,
+    )
+
+
+async def test_two_workers_run_every_job_once_with_one_call_a_claim(
+    private_redis: PrivateRedis,
+) -> None:
+    ran: list[int] = []
+
+    async def job(ctx: dict[str, Any], n: int) -> None:
+        ran.append(n)
+        await asyncio.sleep(0)  # both workers' polls interleave while jobs run
+
+    client = aioredis.Redis.from_url(private_redis.url)
+    queue = Queue(client, "arq:queue")
+    await asyncio.gather(*(queue.enqueue("job", n, job_id=f"j{n}") for n in range(JOBS)))
+    await client.config_resetstat()
+    workers = [_worker(private_redis.port, job) for _ in range(2)]
+    await asyncio.gather(*(w.main() for w in workers))
+    await asyncio.gather(*(w.close() for w in workers))
+
+    assert sorted(ran) == list(range(JOBS))  # none twice, none lost
+    assert sum(w.jobs_complete for w in workers) == JOBS
+    stats = await client.info("commandstats")
+    assert "cmdstat_watch" not in stats  # arq's own claim WATCHes each job it polled
+    assert stats["cmdstat_evalsha"]["calls"] >= JOBS  # every start went through the script
+    await client.aclose()
+
+
+async def test_a_deferred_or_running_job_is_not_claimed(private_redis: PrivateRedis) -> None:
+    ran: list[str] = []
+
+    async def job(ctx: dict[str, Any], name: str) -> None:
+        ran.append(name)
+
+    client = aioredis.Redis.from_url(private_redis.url)
+    queue = Queue(client, "arq:queue")
+    await queue.enqueue("job", "later", job_id="later", defer_by=3600)
+    await queue.enqueue("job", "held", job_id="held")
+    await queue.enqueue("job", "now", job_id="now")
+    await client.set("arq:in-progress:held", b"1", px=60_000)  # another worker runs it
+    pool = await create_pool(RedisSettings(port=private_redis.port))
+    worker = _worker(private_redis.port, job, pool)
+    await worker.start_jobs([b"later", b"held", b"now"])
+    await asyncio.gather(*worker.tasks.values())
+    await worker.close()
+    assert ran == ["now"]
+    assert await client.zscore("arq:queue", "later") is not None
+    assert await client.zscore("arq:queue", "held") is not None
+    await client.aclose()
