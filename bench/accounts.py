@@ -221,6 +221,7 @@ async def steady(stack: Stack, worlds: list[World], seconds: float) -> list[floa
                 missing = {a for a, _ in sent}
                 raise TimeoutError(
                     f"{len(sent)} changes of {len(missing)} accounts never reached the mirror"
+                    f" (account, extension: {sorted(sent)[:5]})"
                 )
             if sent:
                 keys = list(sent)

@@ -187,8 +187,11 @@ async def _listing_covers(d: Deps, cause: str | None) -> bool:
 async def _at_once(d: Deps, reads: int) -> bool:
     """Whether `reads` single reads can go now: budget left, and no backlog of the account's
     own to leave behind."""
-    light = (await d.budget_snapshot()).get("light")
-    if light is not None and (light.remaining < reads or light.available_in > 0):
+    # One script call on the Light group alone: with many accounts each changing now and then,
+    # a per-account snapshot of every group (`Deps.budget_snapshot`) is rarely fresh enough to
+    # be reused, and costs a pipeline a change.
+    remaining, wait = await d.client.budget.room("light")
+    if remaining < reads or wait > 0:
         return False
     return await d.queue.account_backlog() < INLINE_BACKLOG
 

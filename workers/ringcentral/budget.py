@@ -188,6 +188,12 @@ class Budget:
         _, wait_ms, *_ = await self._run(group, take=False)
         return time.time() + int(wait_ms) / 1000
 
+    async def room(self, group: str) -> tuple[int, float]:
+        """Requests `group` can still send in the current window, and the seconds until the next
+        one may go (0 when it may go now): one script call, no request taken."""
+        _, wait_ms, remaining, *_ = await self._run(group, take=False)
+        return int(remaining), int(wait_ms) / 1000
+
     async def remaining(self, group: str) -> int:
         """Requests `group` can still send in the current window (0 during a penalty)."""
         _, _, remaining, *_ = await self._run(group, take=False)

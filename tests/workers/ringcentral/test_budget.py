@@ -39,6 +39,12 @@ async def test_takes_up_to_the_limit_then_says_how_long_to_wait(
     assert await budget.remaining("light") == 0
     assert await budget.available_at("light") > time.time()
     assert await budget.remaining("medium") == 5
+    remaining, wait = await budget.room("light")  # what is left, and how long until the next
+    assert remaining == 0
+    assert 0.0 < wait <= 1.0
+    assert await budget.room("medium") == (5, 0.0)
+    await budget.penalize("medium", 30)
+    assert (await budget.room("medium"))[1] > 29  # a penalty leaves no room either
 
 
 async def test_two_clients_share_one_budget_atomically(
