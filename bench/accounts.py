@@ -128,6 +128,13 @@ async def accounts_stack(
                 await _wait_healthy(settings, stack.processes[-workers:])
                 total = max(first_users, users) + users * (accounts - 1)
                 await _until(lambda: _mirrored(store, total), 60 + total / 500, "baselines")
+                # What the baselines queued after them (roles reads, deliveries) runs before
+                # anything is measured.
+                redis = aioredis.Redis.from_url(REDIS_URL)
+                try:
+                    await _until(lambda: _drained(redis, settings), 600, "the set-up's jobs")
+                finally:
+                    await redis.aclose()
                 yield stack
             finally:
                 for process in stack.processes:
@@ -219,9 +226,16 @@ async def steady(stack: Stack, worlds: list[World], seconds: float) -> list[floa
                 deadline = time.perf_counter() + 60
             if deadline is not None and time.perf_counter() > deadline:
                 missing = {a for a, _ in sent}
+                failed = sum(
+                    attempt.outcome != "delivered"
+                    for world in stack.sandbox.worlds
+                    if world.deliverer is not None
+                    for attempt in world.deliverer.attempts
+                )
                 raise TimeoutError(
                     f"{len(sent)} changes of {len(missing)} accounts never reached the mirror"
-                    f" (account, extension: {sorted(sent)[:5]})"
+                    f" (account, extension: {sorted(sent)[:5]}); the sandbox's deliveries that"
+                    f" were not answered 2xx: {failed}"
                 )
             if sent:
                 keys = list(sent)
