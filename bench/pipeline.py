@@ -86,16 +86,21 @@ async def _paced(
         stack.sandbox.account_id, tag, str(len(users)), str(within),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    pin([watcher.pid], LOAD_CPU, pinned)
-    assert watcher.stdout is not None
-    if (await watcher.stdout.readline()).strip() != b"ready":
-        raise RuntimeError("bench.watch did not start")
-    started = time.perf_counter()
-    for index, ext in enumerate(users):
-        await pace(rate, index, started)
-        sent[ext] = time.time()
-        stack.sandbox.world.update_user(ext, last_name=tag)
-    out, _ = await watcher.communicate()
+    try:
+        pin([watcher.pid], LOAD_CPU, pinned)
+        assert watcher.stdout is not None
+        if (await watcher.stdout.readline()).strip() != b"ready":
+            raise RuntimeError("bench.watch did not start")
+        started = time.perf_counter()
+        for index, ext in enumerate(users):
+            await pace(rate, index, started)
+            sent[ext] = time.time()
+            stack.sandbox.world.update_user(ext, last_name=tag)
+        out, _ = await watcher.communicate()
+    finally:
+        if watcher.returncode is None:
+            watcher.kill()
+            await watcher.wait()
     seen = {ext: float(at) for ext, at in (line.split() for line in out.decode().splitlines())}
     return sent, seen
 

@@ -4,11 +4,12 @@
 
 Says ``ready`` once its first poll is done, then polls the mirror every 10 ms for the users of
 ACCOUNT_ID whose last name is TAG until EXPECTED of them show it (or SECONDS pass), and prints
-one line per user: ``<extension id> <unix time>``. A user's time is the start of the first poll
-that found it: the row was committed before that poll's snapshot and after the previous poll's,
-so the time errs late by at most one poll. The benchmark's own process runs the sandbox and the
-load, whose work (a 1,000-user page to serialise, a webhook to send) would otherwise hold up
-the poller and count as latency.
+one line per user: ``<extension id> <unix time>``. A user's time is taken just before the first
+poll that found it: late by up to one poll interval and a query, early by at most the moment
+between that stamp and the query's snapshot. The benchmark's own process runs the sandbox and
+the load; a poller there waited for their work (a 1,000-user page to serialise, a webhook to
+send) and counted it as latency. Here it waits only for a core (pinned with the load under
+`--pin`).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 logger = logging.getLogger("arq.worker")
 
@@ -53,6 +54,10 @@ class ClaimingWorker(Worker):
             keys = [in_progress_key_prefix + job_id, self.queue_name]
             try:
                 score = await claim(keys=keys, args=[job_id, timestamp_ms(), ttl_ms])
+            except ResponseError as exc:  # Redis refuses writes (MISCONF, OOM): poll on, as arq
+                self._release_sem_dec_counter_on_complete()
+                logger.debug("job %s not claimed: %s", job_id, exc)
+                continue
             except BaseException:
                 self._release_sem_dec_counter_on_complete()
                 raise

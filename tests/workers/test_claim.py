@@ -74,3 +74,30 @@ async def test_a_deferred_or_running_job_is_not_claimed(private_redis: PrivateRe
     assert await client.zscore("arq:queue", "later") is not None
     assert await client.zscore("arq:queue", "held") is not None
     await client.aclose()
+
+
+async def test_redis_refusing_writes_leaves_the_job_queued_and_the_worker_polling(
+    private_redis: PrivateRedis,
+) -> None:
+    ran: list[str] = []
+
+    async def job(ctx: dict[str, Any], name: str) -> None:
+        ran.append(name)
+
+    client = aioredis.Redis.from_url(private_redis.url)
+    await Queue(client, "arq:queue").enqueue("job", "now", job_id="now")
+    pool = await create_pool(RedisSettings(port=private_redis.port))
+    worker = _worker(private_redis.port, job, pool)
+    await client.config_set("maxmemory-policy", "noeviction")
+    await client.config_set("maxmemory", 1)  # every write is refused (OOM), as arq's own claim
+    try:
+        await worker.start_jobs([b"now"])  # not claimed, and no error ends the worker
+        assert worker.job_counter == 0
+        assert not worker.tasks
+    finally:
+        await client.config_set("maxmemory", 0)
+    await worker.start_jobs([b"now"])
+    await asyncio.gather(*worker.tasks.values())
+    assert ran == ["now"]
+    await worker.close()
+    await client.aclose()

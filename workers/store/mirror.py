@@ -135,10 +135,11 @@ async def write_decisions(
         await conn.execute(tables.user_changes.insert(), changes)
     if not outbox:
         return []
-    # RETURNING gives the ids the database assigned, in the order written: no second round trip.
-    insert = tables.outbox.insert().returning(*tables.outbox.c, sort_by_parameter_order=True)
+    # RETURNING gives the ids the database assigned: no second round trip. Sorted here, not by
+    # SQLAlchemy: asking it for parameter order makes SQLite insert the rows one statement each.
+    insert = tables.outbox.insert().returning(*tables.outbox.c)
     result = await conn.execute(insert, outbox)
-    return [OutboxRow(**values) for values in result.mappings()]
+    return sorted((OutboxRow(**values) for values in result.mappings()), key=lambda row: row.id)
 
 
 def insert_for(conn: AsyncConnection, table: Any) -> Any:
