@@ -2,7 +2,7 @@
 
 arq starts a job it polled with WATCH on the job's in-progress key, EXISTS, ZSCORE and then
 MULTI/PSETEX/EXEC: four round trips, paid again by every other worker that polled the same job
-and lost the race (three more, and an UNWATCH). Measured under a steady 200 changes/s with two
+and lost the race (three more, and an UNWATCH). Measured under a steady 100 changes/s with two
 workers, those claims were a fifth of a worker's CPU, most of it in the socket writes. The
 script below makes the same decision atomically in Redis: the job is claimed when no worker
 holds it and it is still queued and due, by setting its in-progress key for as long as arq
