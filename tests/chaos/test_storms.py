@@ -45,6 +45,10 @@ async def throttled(rig: Rig) -> int:
     return sum(1 for call in await rig.control.calls() if call["status"] == 429)
 
 
+async def failed(rig: Rig) -> int:
+    return sum(1 for call in await rig.control.calls() if call["status"] == 500)
+
+
 async def test_429_and_5xx_storms_end_retried_not_dead_lettered(
     make_rig: MakeRig, tmp_path: Path
 ) -> None:
@@ -64,9 +68,10 @@ async def test_429_and_5xx_storms_end_retried_not_dead_lettered(
         await rig.control.faults(error_rate=0.33, seed=2)
         after = stream.changes
         await eventually(lambda: changes(after + 25), within=15, what="load during the 5xx storm")
+        # On a loaded machine the 429 penalty may outlast those changes: the storm lasts
+        # until ringsync has met a 500.
+        await eventually(lambda: failed(rig), within=30, what="a 5xx answer to ringsync")
     await rig.control.faults()
-    calls = await rig.control.calls()
-    assert any(call["status"] == 500 for call in calls)
     assert rig.worker_lines("ringcentral retry"), "ringsync should have met the storm"
     await rig.converged(within=60)
     assert await rig.store.list_dead_letters() == []

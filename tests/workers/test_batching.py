@@ -32,6 +32,13 @@ UNLIMITED = GroupState(remaining=1_000_000, limit=1_000_000, window=60)
         (200, 1_000, UNLIMITED, UNLIMITED, True),
         (15, 1_000, UNLIMITED, UNLIMITED, False),  # no limits: a few reads converge fastest
         (30, 20_000, UNLIMITED, UNLIMITED, False),  # 30 reads vs 20 pages: not worth it
+        # Requests to spare: a steady stream's few dozen reads beat rereading 2,000 users...
+        (60, 2_000, UNLIMITED, UNLIMITED, False),
+        # ... but not once the listing is less work than the reads.
+        (80, 2_000, UNLIMITED, UNLIMITED, True),
+        (500, 10_000, UNLIMITED, UNLIMITED, True),  # a bulk change's first notification
+        # The same 60 reads would take more than a sliver of a real Light window: list.
+        (60, 2_000, GroupState(remaining=100, limit=100, window=60), FULL_MEDIUM, True),
     ],
 )
 def test_prefer_listing(

@@ -221,7 +221,8 @@ def statements(ctx: Ctx) -> list[str]:
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         sent.append(statement)
 
-    sa_event.listen(deps(ctx).store.engine.sync_engine, "before_cursor_execute", record)
+    for engine in deps(ctx).store.statements.engines():
+        sa_event.listen(engine, "before_cursor_execute", record)
     return sent
 
 

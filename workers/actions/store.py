@@ -140,8 +140,8 @@ class ActionStore:
         check_name(by)
         now = _now()
         async with write_transaction(self._engine) as conn:
-            await lock_users(conn, account_id, [extension_id])
-            row = (await select_users(conn, account_id, [extension_id])).get(extension_id)
+            await conn.run_sync(lock_users, account_id, [extension_id])
+            row = (await conn.run_sync(select_users, account_id, [extension_id])).get(extension_id)
             if row is None:
                 raise NotFound(f"no user {extension_id} in account {account_id}")
             check = preflight(kind, subject_of(extension_id, row), protection)
@@ -228,7 +228,7 @@ class ActionStore:
         if target in FINISHED:
             values["finished_at"] = now
         async with write_transaction(self._engine) as conn:
-            await lock_users(conn, current.account_id, [current.extension_id])
+            await conn.run_sync(lock_users, current.account_id, [current.extension_id])
             if not await _move(conn, action_id, current.state, target, **values):
                 raise Finished(f"action {action_id} was decided meanwhile: nothing changes")
             row = await write_event(conn, await _select(conn, action_id), current.state, now)
@@ -243,7 +243,7 @@ class ActionStore:
             return None
         now = _now()
         async with write_transaction(self._engine) as conn:
-            await lock_users(conn, current.account_id, [_CAP_LOCK])
+            await conn.run_sync(lock_users, current.account_id, [_CAP_LOCK])
             if await _started_since(conn, current.account_id, now - HOUR) >= max_per_hour:
                 return None
             moved = await _move(
@@ -268,7 +268,7 @@ class ActionStore:
         now = _now()
         target = ActionState.DONE if error is None else ActionState.FAILED
         async with write_transaction(self._engine) as conn:
-            await lock_users(conn, current.account_id, [current.extension_id])
+            await conn.run_sync(lock_users, current.account_id, [current.extension_id])
             moved = await _move(
                 conn, action_id, ActionState.RUNNING, target, finished_at=now, error=error
             )

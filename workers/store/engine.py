@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+import sqlalchemy
 from sqlalchemy import event, make_url, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -48,7 +49,7 @@ def create_engine(database_url: str, *, pre_ping: bool = False) -> AsyncEngine:
         engine = create_async_engine(
             database_url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}, pool_size=POOL_SIZE
         )
-        _tune_sqlite(engine)
+        _tune_sqlite(engine.sync_engine, busy_timeout=BUSY_TIMEOUT_SECONDS)
         return engine
     if database_url.startswith("postgresql://"):
         database_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -93,15 +94,15 @@ def _check_sqlite_file(database_url: str) -> None:
         raise OperationalError(f"open {url.database}", None, exc) from None
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: Engine, *, busy_timeout: float) -> None:
     operational_error = engine.dialect.dbapi.OperationalError  # type: ignore[union-attr]
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode")
         if str(cursor.fetchone()[0]).lower() != "wal":
             # WAL is a property of the file: the first connection that switches it wins. The
@@ -114,7 +115,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -155,6 +156,90 @@ async def single_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
+T = TypeVar("T")
+
+# A writer that finds another process holding SQLite's write lock tries again after a pause
+# that starts here and doubles up to the cap, yielding to the event loop meanwhile.
+_RETRY_FIRST: Final = 0.0005
+_RETRY_CAP: Final = 0.005
+
+
+class Statements:
+    """Runs the identity store's hot transactions (a user's reconcile, a page of them, a
+    notification's row, the lookups beside them) as one synchronous piece of work: `work(conn)`.
+
+    On SQLite the whole transaction runs on the event loop's own thread through the standard
+    library's driver, from BEGIN to COMMIT with no await between, so a writer holds the write
+    lock for as long as its statements take (about a millisecond for one user). Through
+    aiosqlite each statement was a hop to its thread and back, and the lock stayed held while
+    the loop ran the other jobs' callbacks between hops: under a steady stream of changes a
+    transaction held it for tens of milliseconds, and writers queued behind each other's waits.
+    This connection has no busy timeout (a wait inside SQLite would stop the loop): when
+    another process holds the lock, the transaction is rolled back and tried again after a
+    pause that yields to the loop, for up to BUSY_TIMEOUT_SECONDS. `work` must therefore be
+    safe to run again, and do nothing but statements on `conn`.
+
+    On PostgreSQL the same work runs on the async engine (`AsyncConnection.run_sync`): in a
+    transaction, or with `single` as one autocommitted statement; reads as in `reading`.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sqlite: Engine | None = None
+
+    async def write(self, work: Callable[[Connection], T], *, single: bool = False) -> T:
+        if self._engine.dialect.name == "postgresql":
+            opened = single_write(self._engine) if single else write_transaction(self._engine)
+            async with opened as conn:
+                return await conn.run_sync(work)
+        return await self._on_sqlite(work, immediate=True)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        if self._engine.dialect.name == "postgresql":
+            async with reading(self._engine) as conn:
+                return await conn.run_sync(work)
+        return await self._on_sqlite(work, immediate=False)
+
+    async def _on_sqlite(self, work: Callable[[Connection], T], *, immediate: bool) -> T:
+        engine = self._sqlite_engine()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_TIMEOUT_SECONDS
+        pause = _RETRY_FIRST
+        while True:
+            try:
+                with engine.connect() as conn:
+                    conn.execution_options(**{_IMMEDIATE: immediate})
+                    with conn.begin():
+                        return work(conn)
+            except OperationalError as exc:
+                busy = getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+                if not busy or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _RETRY_CAP)
+
+    def _sqlite_engine(self) -> Engine:
+        if self._sqlite is None:
+            url = self._engine.url.set(drivername="sqlite")
+            # One connection: a transaction runs start to end before the next can begin.
+            self._sqlite = sqlalchemy.create_engine(
+                url, connect_args={"timeout": 0}, pool_size=1, max_overflow=0
+            )
+            _tune_sqlite(self._sqlite, busy_timeout=0)
+        return self._sqlite
+
+    def engines(self) -> list[Engine]:
+        """Every engine statements go out through (for event listeners): on SQLite two."""
+        if self._engine.dialect.name == "postgresql":
+            return [self._engine.sync_engine]
+        return [self._engine.sync_engine, self._sqlite_engine()]
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.dispose()
+            self._sqlite = None
+
+
 async def refresh_statistics(engine: AsyncEngine) -> None:
     """Tell SQLite's planner how the tables look (PostgreSQL's autovacuum does this itself).
 
@@ -169,7 +254,7 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
         await conn.exec_driver_sql("ANALYZE")
 
 
-async def lock_users(conn: AsyncConnection, account_id: str, extension_ids: Iterable[str]) -> None:
+def lock_users(conn: Connection, account_id: str, extension_ids: Iterable[str]) -> None:
     """Serialise writers of these users until the transaction ends (also before rows exist).
 
     On PostgreSQL one statement takes a transaction-scoped advisory lock per user, in hash
@@ -179,7 +264,7 @@ async def lock_users(conn: AsyncConnection, account_id: str, extension_ids: Iter
     if conn.dialect.name != "postgresql":
         return
     keys = [f"{account_id}/{extension_id}" for extension_id in extension_ids]
-    await conn.execute(
+    conn.execute(
         text(
             "SELECT pg_advisory_xact_lock(:cls, h) FROM"
             " (SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k"

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 from sqlalchemy import and_, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.decide import (
     DEFAULT_POLICY,
@@ -29,10 +30,9 @@ from workers.decide import (
 from workers.lifecycle import State
 from workers.store import tables
 from workers.store.engine import (
+    Statements,
     create_engine,
     lock_users,
-    reading,
-    single_write,
     upgrade,
     write_transaction,
 )
@@ -82,6 +82,8 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Users, their history, outbox rows and notifications are written through this.
+        self.statements = Statements(engine)
 
     @classmethod
     async def open(cls, database_url: str, *, migrate: bool = True, pre_ping: bool = False) -> Self:
@@ -92,13 +94,13 @@ class Store:
         return cls(create_engine(database_url, pre_ping=pre_ping))
 
     async def close(self) -> None:
+        self.statements.close()
         await self.engine.dispose()
 
     # --- users ------------------------------------------------------------------------------
 
     async def get_user(self, account_id: str, extension_id: str) -> UserRow | None:
-        async with reading(self.engine) as conn:
-            return await self._select_user(conn, account_id, extension_id)
+        return await self.statements.read(lambda conn: _select_user(conn, account_id, extension_id))
 
     async def list_users(
         self, state: State | str | None = None, account_id: str | None = None
@@ -121,13 +123,13 @@ class Store:
     async def count_users(self, account_id: str) -> int:
         """The account's users in the mirror (whatever their state)."""
         query = select(func.count()).where(tables.users.c.account_id == account_id)
-        async with reading(self.engine) as conn:
-            return int((await conn.execute(query)).scalar_one())
+        return int(await self.statements.read(lambda conn: conn.execute(query).scalar_one()))
 
     async def account_has_users(self, account_id: str) -> bool:
         query = select(tables.users.c.extension_id).where(tables.users.c.account_id == account_id)
-        async with reading(self.engine) as conn:
-            return (await conn.execute(query.limit(1))).first() is not None
+        return await self.statements.read(
+            lambda conn: conn.execute(query.limit(1)).first() is not None
+        )
 
     async def live_user_ids(self, account_id: str) -> list[str]:
         """The extension ids of the account's users not deprovisioned."""
@@ -142,12 +144,16 @@ class Store:
         self, account_id: str, extension_id: str, decision: Decision, cause: str | None
     ) -> list[OutboxRow]:
         """Write `decision` for one user in one transaction; returns the outbox rows written."""
-        async with write_transaction(self.engine) as conn:
-            await lock_users(conn, account_id, [extension_id])
-            current = await self._select_user(conn, account_id, extension_id)
-            if current != decision.stored:
-                decision = decide(decision.observation, current, decision.policy)
-            return await write_decisions(conn, account_id, [(extension_id, decision)], cause)
+
+        def work(conn: Connection) -> list[OutboxRow]:
+            lock_users(conn, account_id, [extension_id])
+            current = _select_user(conn, account_id, extension_id)
+            found = decision
+            if current != found.stored:
+                found = decide(found.observation, current, found.policy)
+            return write_decisions(conn, account_id, [(extension_id, found)], cause)
+
+        return await self.statements.write(work)
 
     async def reconcile(
         self,
@@ -158,12 +164,15 @@ class Store:
         policy: Policy = DEFAULT_POLICY,
     ) -> tuple[Decision, list[OutboxRow]]:
         """Decide against the row as stored under the lock, and write it."""
-        async with write_transaction(self.engine) as conn:
-            await lock_users(conn, account_id, [extension_id])
-            current = await self._select_user(conn, account_id, extension_id)
+
+        def work(conn: Connection) -> tuple[Decision, list[OutboxRow]]:
+            lock_users(conn, account_id, [extension_id])
+            current = _select_user(conn, account_id, extension_id)
             decision = decide(observation, current, policy)
-            written = await write_decisions(conn, account_id, [(extension_id, decision)], cause)
+            written = write_decisions(conn, account_id, [(extension_id, decision)], cause)
             return decision, written
+
+        return await self.statements.write(work)
 
     async def apply_many(
         self,
@@ -174,17 +183,15 @@ class Store:
     ) -> tuple[dict[str, Decision], list[OutboxRow]]:
         """Reconcile a page of users (extension id → observation) in one transaction."""
         ids = sorted(observations)
-        async with write_transaction(self.engine) as conn:
-            await lock_users(conn, account_id, ids)
-            stored = await select_users(conn, account_id, ids)
+
+        def work(conn: Connection) -> tuple[dict[str, Decision], list[OutboxRow]]:
+            lock_users(conn, account_id, ids)
+            stored = select_users(conn, account_id, ids)
             decisions = {i: decide(observations[i], stored.get(i), policy) for i in ids}
-            written = await write_decisions(conn, account_id, list(decisions.items()), cause)
+            written = write_decisions(conn, account_id, list(decisions.items()), cause)
             return decisions, written
 
-    async def _select_user(
-        self, conn: AsyncConnection, account_id: str, extension_id: str
-    ) -> UserRow | None:
-        return (await select_users(conn, account_id, [extension_id])).get(extension_id)
+        return await self.statements.write(work)
 
     # --- history and outbox (read side) -----------------------------------------------------
 
@@ -234,7 +241,8 @@ class Store:
             "received_at": received_at or _now(),
             "outcome": outcome,
         }
-        async with single_write(self.engine) as conn:
+
+        def work(conn: Connection) -> bool:
             insert = insert_for(conn, tables.events).values(values)
             if finished:
                 insert = insert.on_conflict_do_update(
@@ -242,16 +250,18 @@ class Store:
                 )
             else:
                 insert = insert.on_conflict_do_nothing()
-            result = await conn.execute(insert.returning(tables.events.c.id))
-            return result.first() is not None
+            return conn.execute(insert.returning(tables.events.c.id)).first() is not None
+
+        return await self.statements.write(work, single=True)
 
     async def event_outcome(self, uuid: str) -> str | None:
         """What became of a stored notification (None when it is not stored, or unfinished)."""
         events = tables.events
-        async with reading(self.engine) as conn:
-            query = select(events.c.outcome).where(events.c.uuid == uuid)
-            found: str | None = (await conn.execute(query)).scalar_one_or_none()
-            return found
+        query = select(events.c.outcome).where(events.c.uuid == uuid)
+        found: str | None = await self.statements.read(
+            lambda conn: conn.execute(query).scalar_one_or_none()
+        )
+        return found
 
     async def add_dead_letter(
         self,
@@ -295,17 +305,25 @@ class Store:
         query = select(state.c.value).where(
             and_(state.c.account_id == account_id, state.c.key == key)
         )
-        async with reading(self.engine) as conn:
-            value: str | None = (await conn.execute(query)).scalar_one_or_none()
-            return value
+        value: str | None = await self.statements.read(
+            lambda conn: conn.execute(query).scalar_one_or_none()
+        )
+        return value
 
     async def set_state(self, key: str, value: str, account_id: str = "") -> None:
         values = {"account_id": account_id, "key": key, "value": value, "updated_at": _now()}
-        async with single_write(self.engine) as conn:
-            await conn.execute(upsert_for(conn, tables.state, ("account_id", "key")), [values])
+
+        def work(conn: Connection) -> None:
+            conn.execute(upsert_for(conn, tables.state, ("account_id", "key")), [values])
+
+        await self.statements.write(work, single=True)
 
     async def count(self, table: str) -> int:
         """Rows in one table (for status output and tests)."""
         async with self.engine.connect() as conn:
             query = select(func.count()).select_from(tables.metadata.tables[table])
             return int((await conn.execute(query)).scalar_one())
+
+
+def _select_user(conn: Connection, account_id: str, extension_id: str) -> UserRow | None:
+    return select_users(conn, account_id, [extension_id]).get(extension_id)

@@ -1,5 +1,8 @@
 """SQL for the mirror's write path: read users under the caller's lock, and write rows, history
-and outbox rows for a batch of decisions, in the caller's transaction."""
+and outbox rows for a batch of decisions, in the caller's transaction.
+
+Synchronous, on purpose: a whole write transaction runs as one piece of work (see
+`workers.store.engine.Writer`); async callers run these through `AsyncConnection.run_sync`."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import RowMapping, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workers.decide import Decision, UserRow, event_payload
@@ -45,8 +49,8 @@ def user_row(values: RowMapping) -> UserRow:
     return UserRow(**row)
 
 
-async def select_users(
-    conn: AsyncConnection, account_id: str, extension_ids: Sequence[str]
+def select_users(
+    conn: Connection, account_id: str, extension_ids: Sequence[str]
 ) -> dict[str, UserRow]:
     """The stored users among `extension_ids` (locked FOR UPDATE on PostgreSQL)."""
     users = tables.users
@@ -58,13 +62,13 @@ async def select_users(
         )
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        for values in (await conn.execute(query)).mappings():
+        for values in conn.execute(query).mappings():
             found[values["extension_id"]] = user_row(values)
     return found
 
 
-async def write_decisions(
-    conn: AsyncConnection,
+def write_decisions(
+    conn: Connection,
     account_id: str,
     decisions: Sequence[tuple[str, Decision]],
     cause: str | None,
@@ -130,26 +134,26 @@ async def write_decisions(
         upsert = upsert_for(
             conn, tables.users, ("account_id", "extension_id"), keep=("last_activity_at",)
         )
-        await conn.execute(upsert, upserts)
+        conn.execute(upsert, upserts)
     if changes:
-        await conn.execute(tables.user_changes.insert(), changes)
+        conn.execute(tables.user_changes.insert(), changes)
     if not outbox:
         return []
     # RETURNING gives the ids the database assigned: no second round trip. Sorted here, not by
     # SQLAlchemy: asking it for parameter order makes SQLite insert the rows one statement each.
     insert = tables.outbox.insert().returning(*tables.outbox.c)
-    result = await conn.execute(insert, outbox)
+    result = conn.execute(insert, outbox)
     return sorted((OutboxRow(**values) for values in result.mappings()), key=lambda row: row.id)
 
 
-def insert_for(conn: AsyncConnection, table: Any) -> Any:
+def insert_for(conn: Connection | AsyncConnection, table: Any) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT on both databases."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 
 
 def upsert_for(
-    conn: AsyncConnection, table: Any, keys: Sequence[str], *, keep: Sequence[str] = ()
+    conn: Connection | AsyncConnection, table: Any, keys: Sequence[str], *, keep: Sequence[str] = ()
 ) -> Any:
     """INSERT, or on a key conflict UPDATE every column but the keys and those in `keep`."""
     return _upsert(conn.dialect.name, table, tuple(keys), tuple(keep))

@@ -264,7 +264,7 @@ async def test_nothing_is_sent_for_a_transaction_that_rolled_back(
     async def fail_after_writing() -> None:
         nonlocal written
         async with write_transaction(rig.d.store.engine) as conn:
-            written = await write_decisions(conn, rig.account_id, [("701", decision)], "t")
+            written = await conn.run_sync(write_decisions, rig.account_id, [("701", decision)], "t")
             raise RuntimeError("the user change failed after the outbox row was written")
 
     with pytest.raises(RuntimeError):
