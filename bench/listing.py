@@ -130,7 +130,7 @@ async def measure(kind: str, rc: dict[str, str], reads: int) -> dict[str, Any]:
     }
 
 
-async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+async def run(args: argparse.Namespace) -> dict[str, Any]:
     kinds = ["sqlite", "postgres"] if await postgres_available() else ["sqlite"]
     found = []
     async with sandbox(args.users) as rc:
@@ -143,7 +143,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 flush=True,
             )
             found.append(row)
-    return found
+    return {"results": found}
 
 
 def main() -> None:
@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.users < 1 or not 0 < args.reads <= args.users:
+        parser.error("--users must be positive and --reads between 1 and --users")
     result = asyncio.run(run(args))
     if args.json:
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))

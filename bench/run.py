@@ -4,12 +4,13 @@
 
 Runs, one after the other and each in its own process: the receiver (vs bare Starlette), the
 pipeline (vs an arq no-op job; SQLite and PostgreSQL; 1 and 2 workers; a 10,000-user bulk
-change), API economy (vs the cheapest possible requests), the shared rate-limit budget (vs what
-the limits allow), sandbox paging (vs rendering alone), the 100,000-user resync when
-bench/resync.py is there, the 100,000-user roles sweep, 500 deprovisioning actions (60-second
-rate-limit windows; 6 with --quick), many accounts (400 accounts' latency beside a bulk change,
-1,000 accounts' upkeep), the console's dashboard with 200 accounts (vs a bare Starlette page),
-and the receiver fuzz run (100,000 cases; 5,000 with --quick).
+change), a single read's CPU (vs a listed user's), API economy (vs the cheapest possible
+requests), the shared rate-limit budget (vs what the limits allow), sandbox paging (vs rendering
+alone), the 100,000-user resync when bench/resync.py is there, the 100,000-user roles sweep, 500
+deprovisioning actions (60-second rate-limit windows; 6 with --quick), many accounts (400
+accounts' latency beside a bulk change, 1,000 accounts' upkeep), the console's dashboard with
+200 accounts (vs a bare Starlette page), and the receiver fuzz run (100,000 cases; 5,000 with
+--quick).
 Writes results.json and chart.png to --out; with the default --out, also README's figures and
 docs/bench.png (see bench/report.py).
 """
@@ -139,6 +140,17 @@ def pipeline(quick: bool) -> tuple[list[Line], dict[str, Any]]:
                     for step, (p50, p99, _) in r.get("stages", {}).items()
                     if step != "listed"
                 ]
+    return lines, doc
+
+
+def listing(quick: bool) -> tuple[list[Line], dict[str, Any]]:
+    _, doc = _run("bench.listing", "--json", "-", timeout=600)
+    assert doc is not None
+    lines = [
+        Line("listing", f"CPU a single read, ms ({r['database']})", r["read_ms"],
+             r["listed_user_ms"], f"CPU a listed user ({r['users']:,} users)")
+        for r in doc["results"]
+    ]  # fmt: skip
     return lines, doc
 
 
@@ -313,6 +325,7 @@ def fuzz(quick: bool) -> tuple[list[Line], dict[str, Any]]:
 BENCHES: dict[str, Callable[[bool], tuple[list[Line], dict[str, Any]]]] = {
     "receiver": receiver,
     "pipeline": pipeline,
+    "listing": listing,
     "economy": economy,
     "ratelimit": ratelimit,
     "paging": paging,

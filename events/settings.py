@@ -241,6 +241,12 @@ class Settings(BaseSettings):
         scheme, separator, _ = value.partition("://")
         if not separator or scheme not in DATABASE_SCHEMES:
             raise ValueError(usage)
+        if scheme == "sqlite+aiosqlite":
+            found = make_url(value)
+            if not found.database or found.database == ":memory:" or found.query.get("uri"):
+                raise ValueError(
+                    usage + " (a file: every process, and each of its engines, opens it)"
+                )
         try:
             port = make_url(value).port
         except ValueError:

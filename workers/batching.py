@@ -46,6 +46,10 @@ MIN_SAVING = 2
 MIN_DIRTY = 20
 # The reads are a sliver of the budget when they would use at most this share of what is left.
 SLIVER = 0.1
+# A steady stream keeps a few dozen users dirty at a time; a bulk change marks hundreds at once
+# (a notification names up to 500). From this many on, the choice is by requests again: a bulk
+# change is one listing job, not thousands of single ones, however large the account.
+STEADY_MAX = 100
 # A single read (an HTTP exchange and a transaction) costs a worker as much CPU as this many
 # users of a list page that did not change (parsed, compared, locked): `python -m bench.listing`
 # measured 17 on SQLite and 27 on PostgreSQL, without the job around a single read. Under a
@@ -63,6 +67,7 @@ def prefer_listing(dirty: int, account_users: int, light: GroupState, medium: Gr
     listing = (seconds_to_send(pages, medium), pages)
     if singles[0] == 0.0 and (dirty < MIN_DIRTY or dirty < MIN_SAVING * pages):
         return False
-    if singles[0] == 0.0 and dirty <= light.remaining * SLIVER:
+    plentiful = dirty <= light.remaining * SLIVER and dirty < STEADY_MAX
+    if singles[0] == 0.0 and listing[0] == 0.0 and plentiful:
         return dirty * LISTED_PER_READ >= account_users
     return listing < singles

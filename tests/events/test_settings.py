@@ -23,6 +23,8 @@ def _build(**values: Any) -> Settings:
         ("DATABASE_URL", "nosuchdriver://x"),
         ("DATABASE_URL", "sqlite:///ringsync.db"),  # a synchronous driver
         ("DATABASE_URL", "ringsync.db"),
+        ("DATABASE_URL", "sqlite+aiosqlite:///:memory:"),  # each process would have its own
+        ("DATABASE_URL", "sqlite+aiosqlite://"),
         ("DATABASE_URL", "postgresql+asyncpg://ringsync:pw@db:port/ringsync"),
         ("DATABASE_URL", "postgresql+asyncpg://ringsync:pw@db:99999/ringsync"),
         ("REDIS_URL", "localhost:6379"),

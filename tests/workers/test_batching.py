@@ -36,7 +36,10 @@ UNLIMITED = GroupState(remaining=1_000_000, limit=1_000_000, window=60)
         (60, 2_000, UNLIMITED, UNLIMITED, False),
         # ... but not once the listing is less work than the reads.
         (80, 2_000, UNLIMITED, UNLIMITED, True),
-        (500, 10_000, UNLIMITED, UNLIMITED, True),  # a bulk change's first notification
+        (500, 100_000, UNLIMITED, UNLIMITED, True),  # a bulk change's first notification
+        (99, 100_000, UNLIMITED, UNLIMITED, False),
+        # The listing would wait out Medium's penalty; the reads can all go now.
+        (80, 2_000, UNLIMITED, GroupState(0, 40, 60, available_in=30), False),
         # The same 60 reads would take more than a sliver of a real Light window: list.
         (60, 2_000, GroupState(remaining=100, limit=100, window=60), FULL_MEDIUM, True),
     ],

@@ -186,6 +186,7 @@ class Statements:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sqlite: Engine | None = None
+        self._closed = False
 
     async def write(self, work: Callable[[Connection], T], *, single: bool = False) -> T:
         if self._engine.dialect.name == "postgresql":
@@ -201,24 +202,28 @@ class Statements:
         return await self._on_sqlite(work, immediate=False)
 
     async def _on_sqlite(self, work: Callable[[Connection], T], *, immediate: bool) -> T:
-        engine = self._sqlite_engine()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + BUSY_TIMEOUT_SECONDS
         pause = _RETRY_FIRST
         while True:
             try:
-                with engine.connect() as conn:
+                with self._sqlite_engine().connect() as conn:
                     conn.execution_options(**{_IMMEDIATE: immediate})
                     with conn.begin():
                         return work(conn)
             except OperationalError as exc:
-                busy = getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+                # Extended codes too (BUSY_RECOVERY, BUSY_SNAPSHOT): the whole transaction
+                # starts again.
+                code = getattr(exc.orig, "sqlite_errorcode", None)
+                busy = code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
                 if not busy or loop.time() > deadline:
                     raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, _RETRY_CAP)
 
     def _sqlite_engine(self) -> Engine:
+        if self._closed:
+            raise RuntimeError("the store is closed")
         if self._sqlite is None:
             url = self._engine.url.set(drivername="sqlite")
             # One connection: a transaction runs start to end before the next can begin.
@@ -235,6 +240,7 @@ class Statements:
         return [self._engine.sync_engine, self._sqlite_engine()]
 
     def close(self) -> None:
+        self._closed = True
         if self._sqlite is not None:
             self._sqlite.dispose()
             self._sqlite = None

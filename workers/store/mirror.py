@@ -2,7 +2,7 @@
 and outbox rows for a batch of decisions, in the caller's transaction.
 
 Synchronous, on purpose: a whole write transaction runs as one piece of work (see
-`workers.store.engine.Writer`); async callers run these through `AsyncConnection.run_sync`."""
+`workers.store.engine.Statements`); async callers run these through `AsyncConnection.run_sync`."""
 
 from __future__ import annotations
 
