@@ -8,12 +8,14 @@ cannot interleave), then writes rows, history and outbox rows in one transaction
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -38,7 +40,6 @@ from workers.store.engine import (
 )
 from workers.store.mirror import (
     OutboxRow,
-    insert_for,
     select_users,
     upsert_for,
     user_row,
@@ -243,23 +244,15 @@ class Store:
         }
 
         def work(conn: Connection) -> bool:
-            insert = insert_for(conn, tables.events).values(values)
-            if finished:
-                insert = insert.on_conflict_do_update(
-                    index_elements=["uuid"], set_={"outcome": insert.excluded.outcome}
-                )
-            else:
-                insert = insert.on_conflict_do_nothing()
-            return conn.execute(insert.returning(tables.events.c.id)).first() is not None
+            insert = _insert_event(conn.dialect.name, finished=finished)
+            return conn.execute(insert, values).first() is not None
 
         return await self.statements.write(work, single=True)
 
     async def event_outcome(self, uuid: str) -> str | None:
         """What became of a stored notification (None when it is not stored, or unfinished)."""
-        events = tables.events
-        query = select(events.c.outcome).where(events.c.uuid == uuid)
         found: str | None = await self.statements.read(
-            lambda conn: conn.execute(query).scalar_one_or_none()
+            lambda conn: conn.execute(_EVENT_OUTCOME, {"uuid": uuid}).scalar_one_or_none()
         )
         return found
 
@@ -327,3 +320,19 @@ class Store:
 
 def _select_user(conn: Connection, account_id: str, extension_id: str) -> UserRow | None:
     return select_users(conn, account_id, [extension_id]).get(extension_id)
+
+
+_EVENT_OUTCOME = select(tables.events.c.outcome).where(tables.events.c.uuid == bindparam("uuid"))
+
+
+@functools.cache
+def _insert_event(dialect_name: str, *, finished: bool) -> Any:
+    """A notification's row, once (`finished`: or its outcome, over an unfinished row)."""
+    insert = (postgresql if dialect_name == "postgresql" else sqlite).insert(tables.events)
+    if finished:
+        insert = insert.on_conflict_do_update(
+            index_elements=["uuid"], set_={"outcome": insert.excluded.outcome}
+        )
+    else:
+        insert = insert.on_conflict_do_nothing()
+    return insert.returning(tables.events.c.id)
