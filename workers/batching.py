@@ -52,9 +52,9 @@ SLIVER = 0.1
 STEADY_MAX = 100
 # A single read (an HTTP exchange and a transaction) costs a worker as much CPU as this many
 # users of a list page that did not change (parsed, compared, locked): `python -m bench.listing`
-# measured 17 on SQLite and 27 on PostgreSQL, without the job around a single read. Under a
-# steady stream of changes to different users a listing would otherwise reread the whole
-# account for a few of them, over and over.
+# measured 13 to 20 on SQLite and 21 to 33 on PostgreSQL across runs, without the job around a
+# single read. Under a steady stream of changes to different users a listing would otherwise
+# reread the whole account for a few of them, over and over.
 LISTED_PER_READ = 25
 
 
