@@ -54,10 +54,11 @@ class ClaimingWorker(Worker):
             self._claim = self.pool.register_script(_CLAIM)
         wanted: list[str] = []
         for polled in job_ids:  # a slot for each, as arq takes them
-            await self.sem.acquire()
+            # arq's semaphore has one permit more than max_jobs and moves with the counter:
+            # below max_jobs a slot is taken without waiting.
             if self.job_counter >= self.max_jobs:
-                self.sem.release()
                 break
+            await self.sem.acquire()
             self.job_counter = self.job_counter + 1
             wanted.append(polled.decode())
         if not wanted:

@@ -56,6 +56,37 @@ async def test_two_workers_run_every_job_once_claiming_a_poll_at_a_time(
     await client.aclose()
 
 
+async def _all_due(client: aioredis.Redis, jobs: int) -> None:
+    """One account's jobs are due a millisecond apart: wait until all of them are."""
+
+    async def due() -> bool:
+        return int(await client.zcount("arq:queue", "-inf", timestamp_ms())) == jobs
+
+    await eventually(due, within=5, what="every job due")
+
+
+async def test_a_full_worker_starts_what_fits_and_returns(private_redis: PrivateRedis) -> None:
+    release = asyncio.Event()
+
+    async def job(ctx: dict[str, Any], n: int) -> None:
+        await release.wait()
+
+    client = aioredis.Redis.from_url(private_redis.url)
+    queue = Queue(client, "arq:queue")
+    await asyncio.gather(*(queue.enqueue("job", n, job_id=f"j{n}") for n in range(25)))
+    await _all_due(client, 25)
+    pool = await create_pool(RedisSettings(port=private_redis.port))
+    worker = _worker(private_redis.port, job, pool)
+    await worker.start_jobs([f"j{n}".encode() for n in range(18)])
+    # Two slots left of 20: two start, and the poll ends without waiting for a third.
+    await asyncio.wait_for(worker.start_jobs([f"j{n}".encode() for n in range(18, 25)]), 5)
+    assert sorted(worker.tasks) == sorted(f"j{n}" for n in range(20))
+    release.set()
+    await asyncio.gather(*worker.tasks.values())
+    await worker.close()
+    await client.aclose()
+
+
 async def test_a_poll_is_one_call(private_redis: PrivateRedis) -> None:
     ran: list[int] = []
 
@@ -69,11 +100,7 @@ async def test_a_poll_is_one_call(private_redis: PrivateRedis) -> None:
     worker = _worker(private_redis.port, job, pool)
     await worker.start_jobs([b"none"])  # loads the script; claims nothing
     assert not worker.tasks
-
-    async def all_due() -> bool:  # one account's jobs are due a millisecond apart
-        return int(await client.zcount("arq:queue", "-inf", timestamp_ms())) == 25
-
-    await eventually(all_due, within=5, what="every job due")
+    await _all_due(client, 25)
     await client.config_resetstat()
     await worker.start_jobs([f"j{n}".encode() for n in range(25)])
     calls = (await client.info("commandstats"))["cmdstat_evalsha"]["calls"]
