@@ -51,6 +51,12 @@ from workers.subscription.renewal import LOCK_WAIT, cron_times, renew_subscripti
 LISTING_TIMEOUT = 1800
 # A subscription check may wait for another one's lock, then create (the handshake takes ≤ 3 s).
 RENEWAL_TIMEOUT = int(LOCK_WAIT) + 60
+# Other accounts' share of a periodic job is spread (by account id) over the hour after a daily
+# one, and over this share of the period of a recurring one: each account still gets one a
+# period, due before the next is queued (see `for_every_account`).
+HOUR = 3600.0
+SPREAD_SHARE = 0.9
+ACTIONS_EVERY = 60.0
 
 
 def functions(settings: Settings) -> list[Function]:
@@ -118,7 +124,12 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     every = cron_times(settings.renew_every)
     jobs.append(
         cron(
-            for_every_account(renewed(renew_subscription, lease_seconds(settings)), RENEW, "cron"),
+            for_every_account(
+                renewed(renew_subscription, lease_seconds(settings)),
+                RENEW,
+                "cron",
+                spread=settings.renew_every * SPREAD_SHARE,
+            ),
             name=settings.key("renewal"),
             hour=every.hour,
             minute=every.minute,
@@ -132,7 +143,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         jobs.append(
             cron(
                 for_every_account(
-                    renewed(resync, lease_seconds(settings)), RESYNC, "schedule", spread=True
+                    renewed(resync, lease_seconds(settings)), RESYNC, "schedule", spread=HOUR
                 ),
                 name=settings.key("daily_resync"),
                 hour={settings.resync_at.hour},
@@ -148,7 +159,10 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         jobs.append(
             cron(
                 for_every_account(
-                    renewed(sweep_roles, lease_seconds(settings)), ROLES_SWEEP, "cron"
+                    renewed(sweep_roles, lease_seconds(settings)),
+                    ROLES_SWEEP,
+                    "cron",
+                    spread=settings.roles_every * SPREAD_SHARE,
                 ),
                 name=settings.key("roles_sweep"),
                 hour=every.hour,
@@ -163,7 +177,9 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     # minute, per account).
     jobs.append(
         cron(
-            for_every_account(sweep_actions, ACTIONS_SWEEP, "cron"),
+            for_every_account(
+                sweep_actions, ACTIONS_SWEEP, "cron", spread=ACTIONS_EVERY * SPREAD_SHARE
+            ),
             name=settings.key("actions_sweep"),
             second={15},
             unique=True,
@@ -180,7 +196,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
                     renewed(scan_activity, lease_seconds(settings)),
                     ACTIVITY_SCAN,
                     "schedule",
-                    spread=True,
+                    spread=HOUR,
                 ),
                 name=settings.key("daily_activity"),
                 hour={settings.activity_at.hour},

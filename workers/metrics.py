@@ -38,6 +38,7 @@ from sqlalchemy import select
 
 from events.models import Notification
 from events.queue import RECONCILE
+from workers.ringcentral.session import tls_context
 from workers.ringcentral.throttling import group_for
 from workers.store import tables
 
@@ -115,8 +116,14 @@ class WorkerMetrics:
     def transport(
         self, inner: httpx.AsyncBaseTransport | None = None, *, account: str = ""
     ) -> httpx.AsyncBaseTransport:
-        """An HTTP transport for an account's RingCentral client that counts every request."""
-        return _CountingTransport(inner or httpx.AsyncHTTPTransport(), self.requests, account)
+        """An HTTP transport for an account's RingCentral client that counts every request.
+
+        Its connection pool is the account's own; its TLS context is the process's one
+        (`tls_context`): a transport built with its own loaded the CA bundle again, for every
+        account a worker served and for every listing.
+        """
+        inner = inner or httpx.AsyncHTTPTransport(verify=tls_context())
+        return _CountingTransport(inner, self.requests, account)
 
 
 class _CountingTransport(httpx.AsyncBaseTransport):

@@ -262,17 +262,22 @@ async def _defer(
 
 
 def stagger(account_id: str, spread: float = 3600.0) -> float:
-    """Seconds after the scheduled time an account's daily resync starts: spread over the hour
-    by account id, so a hundred accounts do not list at once."""
+    """Seconds after the scheduled time an account's share of a periodic job starts (its daily
+    resync, its sweeps): spread over `spread` seconds by account id, so a hundred accounts do
+    not list at once. The same in every worker; 0 when `spread` is under a second."""
+    if spread < 1:
+        return 0.0
     digest = hashlib.sha256(account_id.encode()).digest()
     return int.from_bytes(digest[:4], "big") % int(spread)
 
 
 def for_every_account(
-    job: WorkerCoroutine, function: str, reason: str, *, spread: bool = False
+    job: WorkerCoroutine, function: str, reason: str, *, spread: float = 0.0
 ) -> WorkerCoroutine:
     """A cron `job` for the default account that first queues `function` for every active
-    stored account (each then runs with its own credentials, locks and budget)."""
+    stored account (each then runs with its own credentials, locks and budget), each at its
+    own offset within `spread` seconds (`stagger`): queued at one instant, a thousand
+    accounts' jobs would sit ahead of every change that arrives meanwhile."""
 
     @functools.wraps(job)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
@@ -285,7 +290,7 @@ def for_every_account(
                 reason,
                 account=account.account_id,
                 job_id=base.settings.key("account", account.account_id, function, reason),
-                defer_by=stagger(account.account_id) if spread else 0.0,
+                defer_by=stagger(account.account_id, spread),
             )
         return await job(ctx, *args, **kwargs)
 

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
@@ -47,6 +47,9 @@ DEFAULT_LIMITS: dict[str, tuple[int, float]] = {
 UNKNOWN_GROUP_LIMIT = (10, 60.0)
 # Penalty when a 429 carries no Retry-After (RingCentral asks for at least 30 s).
 DEFAULT_PENALTY = 30.0
+# How long a process trusts that a group's limit and window it wrote to Redis are still there:
+# headers that repeat them, and count no request ours missed, are then not written again.
+KNOWN_FOR = 60.0
 
 # KEYS: state hash, log zset. ARGV: default limit, default window ms, margin ms, member, take?
 # Returns {taken (0/1), wait ms, remaining, limit, window ms, penalty ms left, now s, now us}.
@@ -109,6 +112,13 @@ return math.max(until_ms, current) - now
 """
 
 
+class Grant(NamedTuple):
+    """A request `take` let go: Redis's clock at that moment, and what the group had left."""
+
+    sent_at: datetime
+    remaining: int
+
+
 class GroupBudget(BaseModel):
     """One group's state, as `ringsync status` shows it."""
 
@@ -140,6 +150,8 @@ class Budget:
         self._take = redis.register_script(_TAKE)
         self._observe = redis.register_script(_OBSERVE)
         self._penalize = redis.register_script(_PENALIZE)
+        # group -> (limit, window ms, time.monotonic() when written): see KNOWN_FOR.
+        self._known: dict[str, tuple[int, int, float]] = {}
 
     def _keys(self, group: str) -> list[str]:
         group = group.lower()
@@ -162,21 +174,21 @@ class Budget:
         wait, _ = await self._grant(group)
         return wait
 
-    async def _grant(self, group: str) -> tuple[float, datetime]:
-        """`try_take`, with Redis's clock at that moment."""
-        taken, wait_ms, *_, seconds, micros = await self._run(group, take=True)
+    async def _grant(self, group: str) -> tuple[float, Grant]:
+        """`try_take`, with Redis's clock at that moment and what is left."""
+        taken, wait_ms, remaining, *_, seconds, micros = await self._run(group, take=True)
         now = datetime.fromtimestamp(int(seconds), UTC) + timedelta(microseconds=int(micros))
-        return (0.0 if int(taken) else int(wait_ms) / 1000), now
+        return (0.0 if int(taken) else int(wait_ms) / 1000), Grant(now, int(remaining))
 
-    async def take(self, group: str, *, max_wait: float) -> datetime:
+    async def take(self, group: str, *, max_wait: float) -> Grant:
         """Wait for room in `group` and take it; returns Redis's clock when it was granted (the
-        shared send time, see the module docstring). RateLimited when that would exceed
-        `max_wait`."""
+        shared send time, see the module docstring) and what the group has left. RateLimited
+        when that would exceed `max_wait`."""
         deadline = time.monotonic() + max_wait
         while True:
-            wait, now = await self._grant(group)
+            wait, grant = await self._grant(group)
             if wait == 0.0:
-                return now
+                return grant
             left = deadline - time.monotonic()
             if wait > left:
                 raise RateLimited(group.lower(), wait)
@@ -199,15 +211,33 @@ class Budget:
         _, _, remaining, *_ = await self._run(group, take=False)
         return int(remaining)
 
-    async def observe(self, group: str, headers: Mapping[str, str]) -> None:
-        """Correct `group` (or the group the headers name) from RingCentral's rate-limit headers."""
+    async def observe(
+        self, group: str, headers: Mapping[str, str], *, counted: int | None = None
+    ) -> None:
+        """Correct `group` (or the group the headers name) from RingCentral's rate-limit headers.
+
+        `counted` is what our log said the group had left when the request was taken (`Grant`):
+        when the server leaves at least as much and repeats the limit and window this process
+        last wrote (within KNOWN_FOR), there is nothing to correct and Redis is not asked.
+        """
         named = headers.get("x-rate-limit-group")
+        if named is not None and named.lower() != group.lower():
+            counted = None  # our count was of another group
         group = (named or group).lower()
         limit = _number(headers.get("x-rate-limit-limit"))
         window = _number(headers.get("x-rate-limit-window"))
         if limit is None or window is None or limit <= 0 or window <= 0:
             return
         remaining = _number(headers.get("x-rate-limit-remaining"))
+        known = self._known.get(group)
+        now = time.monotonic()
+        if (
+            known is not None
+            and known[:2] == (int(limit), int(window * 1000))
+            and now - known[2] < KNOWN_FOR
+            and (remaining is None or (counted is not None and remaining >= counted))
+        ):
+            return
         args: list[str | int] = [
             int(limit),
             int(window * 1000),
@@ -218,6 +248,7 @@ class Budget:
         ]
         keys = [*self._keys(group), self._settings.key("ratelimit", "groups")]
         await self._observe(keys=keys, args=args)
+        self._known[group] = (int(limit), int(window * 1000), now)
 
     async def penalize(self, group: str, seconds: float | None) -> float:
         """Record a 429: nothing goes out in `group` for `seconds`; returns epoch seconds of end."""

@@ -116,7 +116,7 @@ class Session:
         while True:
             # Redis's clock, shared by every process, never this host's (see
             # workers.ringcentral.budget).
-            sent_at = await self.budget.take(group, max_wait=self._max_wait)
+            grant = await self.budget.take(group, max_wait=self._max_wait)
             headers: dict[str, str] = {}
             token = ""
             if basic is None:
@@ -135,10 +135,10 @@ class Session:
                 await self._backoff(failures, method, path, type(exc).__name__)
                 continue
             status = response.status_code
-            await self.budget.observe(group, _limit_headers(response))
+            await self.budget.observe(group, _limit_headers(response), counted=grant.remaining)
             log.debug("ringcentral", extra={"method": method, "path": path, "status": status})
             if status < 400 or status in allow:
-                return response, sent_at
+                return response, grant.sent_at
             retry_after = _retry_after(response)
             if status == 429:
                 limited += 1

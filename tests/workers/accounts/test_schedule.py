@@ -7,10 +7,11 @@ import time
 from collections import Counter
 from typing import Any
 
-from events.queue import RESYNC
+from events.queue import ACTIONS_SWEEP, RENEW, RESYNC, ROLES_SWEEP
 from tests.fixtures.renewal import MakeKeeping
 from workers.accounts.registry import Registry, for_every_account, stagger
 from workers.accounts.store import AccountStore
+from workers.main import build_worker
 
 
 def test_stagger_spreads_accounts_over_the_hour_and_is_stable() -> None:
@@ -37,7 +38,7 @@ async def test_the_daily_cron_queues_each_account_s_resync_at_its_own_offset(
     async def default_resync(ctx: dict[str, Any], *args: Any) -> str:
         return "default"
 
-    cron = for_every_account(default_resync, RESYNC, "schedule", spread=True)
+    cron = for_every_account(default_resync, RESYNC, "schedule", spread=3600)
     started = time.time()
     assert await cron({"accounts": Registry(d), "deps": d}) == "default"
     for account_id in ids:
@@ -49,3 +50,41 @@ async def test_the_daily_cron_queues_each_account_s_resync_at_its_own_offset(
         assert score is not None
         offset = score / 1000 - started
         assert abs(offset - stagger(account_id)) < 5, (account_id, offset)
+
+
+async def test_recurring_sweeps_spread_other_accounts_over_their_period(
+    make_keeping: MakeKeeping,
+) -> None:
+    """The minutely actions sweep, the hourly roles sweep and the subscription check queued
+    every account's job at one instant: with hundreds of accounts, hundreds of jobs (the roles
+    sweep, a listing each) ahead of every change that arrived in the next seconds. Each account
+    keeps one a period, at its own offset within 90% of it."""
+    k = await make_keeping(roles_every=3600)
+    d = await k.deps()
+    book = AccountStore(k.store)
+    ids = [str(5001 + n) for n in range(6)]
+    for account_id in ids:
+        await book.add(account_id, account_id, k.sandbox.url, "sealed")
+    worker = build_worker(k.settings, handle_signals=False)
+    try:
+        crons = {job.name: job for job in worker.cron_jobs}
+        for name, function, period in [
+            ("actions_sweep", ACTIONS_SWEEP, 60.0),
+            ("roles_sweep", ROLES_SWEEP, 3600.0),
+            ("renewal", RENEW, float(k.settings.renew_every)),
+        ]:
+            started = time.time()
+            ctx = {"accounts": Registry(d), "deps": d, "redis": k.redis, "job_id": name}
+            await crons[k.settings.key(name)].coroutine(ctx)
+            offsets = []
+            for account_id in ids:
+                job_id = k.settings.key("account", account_id, function, "cron")
+                score = await k.redis.zscore(k.settings.queue_name, job_id)
+                assert score is not None, (name, account_id)
+                offset = score / 1000 - started
+                assert abs(offset - stagger(account_id, period * 0.9)) < 5, (name, account_id)
+                offsets.append(offset)
+            assert max(offsets) < period * 0.9 + 5
+            assert len({round(offset) for offset in offsets}) > 1  # not one instant
+    finally:
+        await worker.close()

@@ -111,6 +111,38 @@ async def test_headers_correct_limit_window_and_remaining(
     assert snapshot["medium"].limit == 40
 
 
+async def test_headers_that_repeat_what_is_known_are_not_written_again(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    """A request's headers mostly repeat what the process wrote a moment ago: a script call a
+    request for nothing. What they say anew (fewer left than our log counted, a new limit)
+    is still written."""
+    budget = Budget(settings, redis)
+    state = settings.key("ratelimit", "light")
+    headers = {
+        "x-rate-limit-limit": "7",
+        "x-rate-limit-remaining": "5",
+        "x-rate-limit-window": "30",
+    }
+    grant = await budget.take("light", max_wait=0)
+    assert grant.remaining == 49  # by the documented default until the headers arrive: 50 - 1
+    await budget.observe("light", headers, counted=grant.remaining)  # new limit: written
+    assert (await budget.snapshot())["light"].limit == 7
+    await redis.hset(state, "limit", "99")  # type: ignore[misc]  # a marker the next write would undo
+    await budget.observe("light", headers, counted=5)  # the server counts no more than we did
+    await budget.observe("light", {**headers, "x-rate-limit-remaining": "6"}, counted=5)
+    assert await redis.hget(state, "limit") == b"99"  # type: ignore[misc]
+    await budget.observe("light", headers, counted=None)  # nothing to compare with: written
+    assert await redis.hget(state, "limit") == b"7"  # type: ignore[misc]
+    await redis.hset(state, "limit", "99")  # type: ignore[misc]
+    await budget.observe("light", {**headers, "x-rate-limit-remaining": "2"}, counted=5)
+    snapshot = (await budget.snapshot())["light"]
+    assert (snapshot.limit, snapshot.remaining) == (7, 2)  # another client's requests counted
+    await redis.hset(state, "limit", "99")  # type: ignore[misc]
+    await budget.observe("heavy", {**headers, "x-rate-limit-group": "Light"}, counted=100)
+    assert await redis.hget(state, "limit") == b"7"  # type: ignore[misc]  # another group's count
+
+
 async def test_unknown_groups_and_bad_headers_are_tolerated(
     settings: Settings, redis: aioredis.Redis
 ) -> None:

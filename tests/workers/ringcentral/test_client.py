@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from events.settings import Settings
+from workers.metrics import WorkerMetrics
 from workers.ringcentral.client import RingCentral
 from workers.ringcentral.errors import (
     ApiError,
@@ -24,6 +25,7 @@ from workers.ringcentral.errors import (
     ServerUnavailable,
 )
 from workers.ringcentral.resources import Extension, Gone
+from workers.ringcentral.session import tls_context
 
 SECRET = "client-secret-value"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.signature-value"
@@ -323,6 +325,25 @@ async def test_every_accounts_client_shares_one_tls_context(
     try:
         contexts = {id(client._session._http._transport._pool._ssl_context) for client in clients}  # type: ignore[attr-defined]
         assert len(contexts) == 1
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_a_workers_counting_transports_share_the_tls_context(
+    make_settings: Callable[..., Settings], redis: aioredis.Redis
+) -> None:
+    """A worker hands each account's client a transport that counts its requests (and one to
+    every listing): those built their own TLS context, a CA bundle load per account."""
+    metrics = WorkerMetrics()
+    clients = [
+        RingCentral(make_settings(), redis, transport=metrics.transport(account=str(n)))
+        for n in range(3)
+    ]
+    try:
+        pools = [client._session._http._transport._inner._pool for client in clients]  # type: ignore[attr-defined]
+        assert len({id(pool) for pool in pools}) == 3  # each account its own connections
+        assert {id(pool._ssl_context) for pool in pools} == {id(tls_context())}
     finally:
         for client in clients:
             await client.aclose()

@@ -94,6 +94,24 @@ async def test_invalidate_forgets_only_the_refused_token(
     assert login.calls == 2
 
 
+async def test_a_process_reuses_the_token_it_read_until_it_is_refused(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    """One Redis read a request was a round trip for the same answer: the token read is kept
+    a while, and forgotten as soon as RingCentral refuses it."""
+    token = SharedToken(settings, redis, Login())
+    assert await token.get() == "token-1"
+    key = settings.key("rc", "token")
+    await redis.hset(key, "access_token", "token-other")  # type: ignore[misc]
+    assert await token.get() == "token-1"  # not read again
+    await token.invalidate("token-1")
+    assert await token.get() == "token-other"
+    unkept = SharedToken(settings, redis, Login(), local_for=0)
+    await redis.hset(key, "access_token", "token-newest")  # type: ignore[misc]
+    assert await unkept.get() == "token-newest"
+    assert await token.get() == "token-other"
+
+
 async def test_bad_credentials_fail_every_waiter_once(
     settings: Settings, redis_pool: list[aioredis.Redis]
 ) -> None:
