@@ -156,6 +156,7 @@ class Queue:
         # left waiting (see `_evalsha`).
         self._connection: AbstractConnection | None = None
         self._sha: str | None = None
+        self._account_backlog = redis.register_script(_ACCOUNT_BACKLOG_LUA)
 
     @property
     def name(self) -> str:
@@ -178,7 +179,7 @@ class Queue:
         how far its turn lies past the earliest waiting job, in turns."""
         now_ms = int(time.time() * 1000)
         args: list[Any] = [self._queue_name, now_ms, self.turn_key(self._account)]
-        found = await self._redis.eval(_ACCOUNT_BACKLOG_LUA, 0, *args)  # type: ignore[misc]
+        found = await self._account_backlog(keys=[], args=args)
         return int(found)
 
     async def enqueue(

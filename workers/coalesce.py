@@ -125,6 +125,11 @@ class Coalescer:
         self._dirty = settings.key("dirty")
         self._batch = settings.key("batch", "active")
         self._lock_prefix = settings.key("lock", "ext")
+        # EVALSHA: the script's text is sent once per connection, not with every call.
+        self._mark = redis.register_script(_MARK)
+        self._claim = redis.register_script(_CLAIM)
+        self._finish = redis.register_script(_FINISH)
+        self._finish_many = redis.register_script(_FINISH_MANY)
 
     async def mark(self, extension_ids: list[str]) -> list[Marked]:
         """Record a change for each extension; returns the generation and deferral of its job."""
@@ -134,9 +139,7 @@ class Coalescer:
         """`mark`, and how many extensions are dirty now (the same round trip)."""
         if not extension_ids:
             return [], 0
-        raw = await self._redis.eval(  # type: ignore[misc]
-            _MARK, 3, self._gen, self._last, self._dirty, *extension_ids
-        )
+        raw = await self._mark(keys=[self._gen, self._last, self._dirty], args=extension_ids)
         now_ms, dirty = int(raw[-1]), int(raw[-2])
         marks = []
         for index, ext in enumerate(extension_ids):
@@ -152,18 +155,9 @@ class Coalescer:
         read will cover (recorded before it is sent); `finish` records it and releases the lock.
         """
         token = uuid.uuid4().hex
-        outcome, reading = await self._redis.eval(  # type: ignore[misc]
-            _CLAIM,
-            5,
-            self._done,
-            self._batch,
-            self._lock_key(extension_id),
-            self._gen,
-            self._last,
-            extension_id,
-            str(generation),
-            token,
-            str(int(ttl * 1000)),
+        keys = [self._done, self._batch, self._lock_key(extension_id), self._gen, self._last]
+        outcome, reading = await self._claim(
+            keys=keys, args=[extension_id, str(generation), token, str(int(ttl * 1000))]
         )
         found = outcome.decode()
         return Claim(found, int(reading), token if found == "read" else "")
@@ -176,17 +170,8 @@ class Coalescer:
     async def finish(self, extension_id: str, generation: int, token: str = "") -> bool:
         """Record that a read covering `generation` was applied and release the lock `token`
         took; True when nothing newer was recorded meanwhile."""
-        clean = await self._redis.eval(  # type: ignore[misc]
-            _FINISH,
-            4,
-            self._gen,
-            self._done,
-            self._dirty,
-            self._lock_key(extension_id),
-            extension_id,
-            str(generation),
-            token,
-        )
+        keys = [self._gen, self._done, self._dirty, self._lock_key(extension_id)]
+        clean = await self._finish(keys=keys, args=[extension_id, str(generation), token])
         return bool(clean)
 
     async def finish_many(self, generations: dict[str, int]) -> None:
@@ -194,9 +179,7 @@ class Coalescer:
         if not generations:
             return
         argv = [str(part) for pair in generations.items() for part in pair]
-        await self._redis.eval(  # type: ignore[misc]
-            _FINISH_MANY, 3, self._gen, self._done, self._dirty, *argv
-        )
+        await self._finish_many(keys=[self._gen, self._done, self._dirty], args=argv)
 
     async def dirty(self) -> list[str]:
         members = await self._redis.smembers(self._dirty)  # type: ignore[misc]
