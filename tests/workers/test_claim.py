@@ -160,3 +160,42 @@ async def test_redis_refusing_writes_leaves_the_job_queued_and_the_worker_pollin
     assert ran == ["now"]
     await worker.close()
     await client.aclose()
+
+
+async def test_jobs_running_here_or_elsewhere_are_not_asked_about_every_poll(
+    private_redis: PrivateRedis,
+) -> None:
+    """arq keeps a running job queued until it ends: every 10 ms poll saw it again, and each
+    such poll was a script call. A job this worker runs, or that the script just found another
+    worker holding, is left out; a poll with nothing else in it makes no call."""
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    async def job(ctx: dict[str, Any], name: str) -> None:
+        ran.append(name)
+        await release.wait()
+
+    client = aioredis.Redis.from_url(private_redis.url)
+    queue = Queue(client, "arq:queue")
+    for name in ("held", "mine", "new"):
+        await queue.enqueue("job", name, job_id=name)
+    await client.set("arq:in-progress:held", b"1", px=60_000)  # another worker runs it
+    await _all_due(client, 3)
+    pool = await create_pool(RedisSettings(port=private_redis.port))
+    worker = _worker(private_redis.port, job, pool)
+    await worker.start_jobs([b"held", b"mine"])
+    assert sorted(worker.tasks) == ["mine"]
+    assert worker.job_counter == 1  # the slot polled for "held" was given back
+
+    await client.config_resetstat()
+    await worker.start_jobs([b"held", b"mine"])
+    assert "cmdstat_evalsha" not in await client.info("commandstats")
+    assert worker.job_counter == 1
+    await worker.start_jobs([b"held", b"mine", b"new"])  # only the new one is asked about
+    assert (await client.info("commandstats"))["cmdstat_evalsha"]["calls"] == 1
+    assert sorted(worker.tasks) == ["mine", "new"]
+    release.set()
+    await asyncio.gather(*worker.tasks.values())
+    assert sorted(ran) == ["mine", "new"]
+    await worker.close()
+    await client.aclose()
