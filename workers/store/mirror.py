@@ -23,6 +23,9 @@ from workers.lifecycle import State
 from workers.store import tables
 
 _ROW_FIELDS = tuple(f.name for f in fields(UserRow))
+_USER_KEYS = ("account_id", "extension_id")
+# A reconcile knows nothing of activity: its upsert must not reset it.
+_KEEP = ("last_activity_at",)
 # At most this many users per statement when reading a page back (parameter limits).
 _CHUNK = 500
 
@@ -147,11 +150,10 @@ def write_decisions(
                     "cause": cause,
                 }
             )
+    if conn.dialect.name == "postgresql" and len(upserts) == 1 and len(changes) <= 1 and outbox:
+        return _write_one(conn, upserts[0], changes[0] if changes else None, outbox)
     if upserts:
-        # A reconcile knows nothing of activity: its upsert must not reset it.
-        upsert = upsert_for(
-            conn, tables.users, ("account_id", "extension_id"), keep=("last_activity_at",)
-        )
+        upsert = upsert_for(conn, tables.users, _USER_KEYS, keep=_KEEP)
         conn.execute(upsert, upserts)
     if changes:
         conn.execute(tables.user_changes.insert(), changes)
@@ -161,6 +163,48 @@ def write_decisions(
     # SQLAlchemy: asking it for parameter order makes SQLite insert the rows one statement each.
     result = conn.execute(_insert_outbox(), outbox)
     return sorted((OutboxRow(**values) for values in result.mappings()), key=lambda row: row.id)
+
+
+def _write_one(
+    conn: Connection,
+    upsert: dict[str, Any],
+    change: dict[str, Any] | None,
+    outbox: list[dict[str, Any]],
+) -> list[OutboxRow]:
+    """One user's row, history and outbox rows in one statement (PostgreSQL): the row and the
+    history row are data-modifying WITH queries of the outbox INSERT. One round trip instead of
+    three; the common single-user reconcile, not pages (a page's rows go as executemany)."""
+    statement = _one_user_statement(
+        tuple(upsert), tuple(change) if change is not None else None, tuple(outbox[0]), len(outbox)
+    )
+    values = {f"u_{name}": value for name, value in upsert.items()}
+    if change is not None:
+        values.update({f"c_{name}": value for name, value in change.items()})
+    for index, row in enumerate(outbox):
+        values.update({f"o{index}_{name}": value for name, value in row.items()})
+    result = conn.execute(statement, values)
+    return sorted((OutboxRow(**found) for found in result.mappings()), key=lambda row: row.id)
+
+
+@functools.cache
+def _one_user_statement(
+    upsert: tuple[str, ...], change: tuple[str, ...] | None, outbox: tuple[str, ...], rows: int
+) -> Insert:
+    def bound(table: Any, prefix: str, names: tuple[str, ...]) -> dict[str, Any]:
+        return {name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names}
+
+    users = _upsert("postgresql", tables.users, _USER_KEYS, _KEEP).values(
+        bound(tables.users, "u_", upsert)
+    )
+    events = [bound(tables.outbox, f"o{index}_", outbox) for index in range(rows)]
+    statement = postgresql.insert(tables.outbox).values(events).returning(*tables.outbox.c)
+    statement = statement.add_cte(users.cte("written_user"))
+    if change is not None:
+        history = postgresql.insert(tables.user_changes).values(
+            bound(tables.user_changes, "c_", change)
+        )
+        statement = statement.add_cte(history.cte("written_change"))
+    return statement
 
 
 def insert_for(conn: Connection | AsyncConnection, table: Any) -> Any:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError
 
 from workers.decide import Gone, Observation, Policy, decide
@@ -47,6 +47,50 @@ async def test_apply_writes_row_history_and_outbox_together(store: Store, accoun
         (None, "active", "uuid-1")
     ]
     assert changes[0]["diffs"]["email"] == [None, "ada@example.com"]
+
+
+async def test_a_users_change_is_one_write_statement_and_keeps_its_activity(
+    store: Store, account_id: str
+) -> None:
+    """On PostgreSQL a one-user reconcile writes its row, history and outbox rows in one
+    statement (the outbox INSERT, the others in its WITH), one round trip instead of three; on
+    SQLite (in process) they stay three. Either way the upsert leaves the activity scan's
+    column as it is."""
+    await store.reconcile(account_id, "101", seen(), "a")
+    users = tables.users
+    async with store.engine.begin() as conn:
+        mine = (users.c.account_id == account_id) & (users.c.extension_id == "101")
+        await conn.execute(users.update().where(mine).values(last_activity_at=T0))
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    engines = store.statements.engines()
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        decision, written = await store.reconcile(
+            account_id, "101", seen("Disabled", seconds=1, department="Ops"), "b"
+        )
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+    writes = [s for s in sent if s.lstrip().upper().startswith(("INSERT", "WITH", "UPDATE"))]
+    assert len(writes) == (1 if store.engine.dialect.name == "postgresql" else 3)
+    assert decision.new_state is State.SUSPENDED
+    assert [(o.type, o.sequence, o.cause) for o in written] == [("user.suspended", 2, "b")]
+    assert written == (await store.list_outbox(account_id))[1:]
+    changes = await store.list_changes(account_id, "101")
+    assert [(c["old_state"], c["new_state"], c["cause"]) for c in changes][1:] == [
+        ("active", "suspended", "b")
+    ]
+    assert changes[1]["diffs"]["department"] == [None, "Ops"]
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(select(users).where(mine))).mappings().one()
+    assert (row["state"], row["department"], row["sequence"]) == ("suspended", "Ops", 2)
+    assert row["last_activity_at"] == T0
 
 
 async def test_sequences_grow_per_user_and_unchanged_reads_write_no_history(
