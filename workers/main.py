@@ -52,10 +52,12 @@ LISTING_TIMEOUT = 1800
 # A subscription check may wait for another one's lock, then create (the handshake takes ≤ 3 s).
 RENEWAL_TIMEOUT = int(LOCK_WAIT) + 60
 # Other accounts' share of a periodic job is spread (by account id) over the hour after a daily
-# one, and over this share of the period of a recurring one: each account still gets one a
-# period, due before the next is queued (see `for_every_account`).
+# one, and over this share of the period of a recurring one (as `cron_times` rounds it): each
+# account's job is due at the latest half a period before the next is queued, the time it has
+# to wait for a worker and run (one still queued or running then takes that period's turn:
+# its id is the same).
 HOUR = 3600.0
-SPREAD_SHARE = 0.9
+SPREAD_SHARE = 0.5
 ACTIONS_EVERY = 60.0
 
 
@@ -128,7 +130,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
                 renewed(renew_subscription, lease_seconds(settings)),
                 RENEW,
                 "cron",
-                spread=settings.renew_every * SPREAD_SHARE,
+                spread=every.period * SPREAD_SHARE,
             ),
             name=settings.key("renewal"),
             hour=every.hour,
@@ -162,7 +164,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
                     renewed(sweep_roles, lease_seconds(settings)),
                     ROLES_SWEEP,
                     "cron",
-                    spread=settings.roles_every * SPREAD_SHARE,
+                    spread=every.period * SPREAD_SHARE,
                 ),
                 name=settings.key("roles_sweep"),
                 hour=every.hour,

@@ -62,6 +62,7 @@ class SharedToken:
         self._local_for = local_for
         # (token, expires_at on `clock`, time.monotonic() when read): see LOCAL_FOR.
         self._local: tuple[str, float, float] | None = None
+        self._refused = ""  # the last token RingCentral refused: never kept
         self._key = settings.key("rc", "token")
         self._lock = settings.key("rc", "token", "lock")
         self._failure = settings.key("rc", "token", "failure")
@@ -78,7 +79,9 @@ class SharedToken:
         return token.decode(), float(expires_at)
 
     def _keep(self, token: str, expires_at: float) -> str:
-        self._local = (token, expires_at, time.monotonic())
+        # A read that raced the token's refusal does not keep it (one more 401 a request).
+        if token != self._refused:
+            self._local = (token, expires_at, time.monotonic())
         return token
 
     async def get(self) -> str:
@@ -143,6 +146,7 @@ class SharedToken:
 
     async def invalidate(self, token: str) -> None:
         """Forget `token` after RingCentral refused it, unless another process replaced it."""
+        self._refused = token
         if self._local is not None and self._local[0] == token:
             self._local = None
         await self._delete_if(keys=[self._key], args=[token, "access_token"])

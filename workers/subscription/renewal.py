@@ -225,6 +225,7 @@ class CronTimes:
     hour: set[int] | None
     minute: set[int] | None
     second: set[int]
+    period: int  # seconds between two runs, as rounded
 
 
 def cron_times(every: int) -> CronTimes:
@@ -236,12 +237,12 @@ def cron_times(every: int) -> CronTimes:
     """
     if every < 60:
         step = _nearest_step(every, 1, 60)
-        return CronTimes(hour=None, minute=None, second=set(range(0, 60, step)))
+        return CronTimes(hour=None, minute=None, second=set(range(0, 60, step)), period=step)
     if every < 3600:
         step = _nearest_step(every, 60, 60)
-        return CronTimes(hour=None, minute=set(range(0, 60, step)), second={0})
+        return CronTimes(hour=None, minute=set(range(0, 60, step)), second={0}, period=step * 60)
     step = _nearest_step(every, 3600, 24)
-    return CronTimes(hour=set(range(0, 24, step)), minute={0}, second={0})
+    return CronTimes(hour=set(range(0, 24, step)), minute={0}, second={0}, period=step * 3600)
 
 
 def _nearest_step(every: int, unit: int, of: int) -> int:

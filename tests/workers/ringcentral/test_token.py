@@ -110,6 +110,12 @@ async def test_a_process_reuses_the_token_it_read_until_it_is_refused(
     await redis.hset(key, "access_token", "token-newest")  # type: ignore[misc]
     assert await unkept.get() == "token-newest"
     assert await token.get() == "token-other"
+    # A read that raced a refusal (Redis still held the refused token) is served, not kept.
+    await token.invalidate("token-other")
+    await redis.hset(key, "access_token", "token-other")  # type: ignore[misc]
+    assert await token.get() == "token-other"
+    await redis.hset(key, "access_token", "token-latest")  # type: ignore[misc]
+    assert await token.get() == "token-latest"
 
 
 async def test_bad_credentials_fail_every_waiter_once(

@@ -389,22 +389,26 @@ def test_remaining_trusts_the_smaller_of_expiration_and_expires_in() -> None:
 
 
 @pytest.mark.parametrize(
-    ("every", "hour", "minute", "second"),
+    ("every", "hour", "minute", "second", "period"),
     [
-        (900, None, {0, 15, 30, 45}, {0}),
-        (60, None, {*range(60)}, {0}),
-        (420, None, set(range(0, 60, 6)), {0}),
-        (20, None, None, {0, 20, 40}),
-        (3600, set(range(24)), {0}, {0}),
-        (5400, set(range(24)), {0}, {0}),
-        (86_400, {0}, {0}, {0}),
+        (900, None, {0, 15, 30, 45}, {0}, 900),
+        (60, None, {*range(60)}, {0}, 60),
+        (420, None, set(range(0, 60, 6)), {0}, 360),
+        (20, None, None, {0, 20, 40}, 20),
+        (45, None, None, {0, 30}, 30),
+        (3600, set(range(24)), {0}, {0}, 3600),
+        (5400, set(range(24)), {0}, {0}, 3600),
+        (86_400, {0}, {0}, {0}, 86_400),
+        (172_800, {0}, {0}, {0}, 86_400),
     ],
 )
 def test_cron_times(
-    every: int, hour: set[int] | None, minute: set[int] | None, second: set[int]
+    every: int, hour: set[int] | None, minute: set[int] | None, second: set[int], period: int
 ) -> None:
+    """The clock fields, and the period they make (other accounts' jobs are spread over it)."""
     times = cron_times(every)
     assert (times.hour, times.minute, times.second) == (hour, minute, second)
+    assert times.period == period
 
 
 def test_adoption_keeps_the_longest_lived_and_updates_it() -> None:
