@@ -260,6 +260,16 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
         await conn.exec_driver_sql("ANALYZE")
 
 
+# Built once: a `text()` parses its SQL for bind parameters, and was built anew for every
+# reconcile. One user (the common reconcile) needs no unnest, DISTINCT or sort.
+_LOCK_ONE: Final = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:key))")
+_LOCK_MANY: Final = text(
+    "SELECT pg_advisory_xact_lock(:cls, h) FROM"
+    " (SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k"
+    " ORDER BY h) AS ordered"
+)
+
+
 def lock_users(conn: Connection, account_id: str, extension_ids: Iterable[str]) -> None:
     """Serialise writers of these users until the transaction ends (also before rows exist).
 
@@ -270,14 +280,10 @@ def lock_users(conn: Connection, account_id: str, extension_ids: Iterable[str]) 
     if conn.dialect.name != "postgresql":
         return
     keys = [f"{account_id}/{extension_id}" for extension_id in extension_ids]
-    conn.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(:cls, h) FROM"
-            " (SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k"
-            " ORDER BY h) AS ordered"
-        ),
-        {"cls": _USER_LOCK_CLASS, "keys": keys},
-    )
+    if len(keys) == 1:
+        conn.execute(_LOCK_ONE, {"cls": _USER_LOCK_CLASS, "key": keys[0]})
+    elif keys:
+        conn.execute(_LOCK_MANY, {"cls": _USER_LOCK_CLASS, "keys": keys})
 
 
 async def upgrade(database_url: str) -> None:

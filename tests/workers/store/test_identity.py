@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from workers.decide import Gone, Observation, Policy, decide
 from workers.lifecycle import EventType, State
 from workers.store import tables
+from workers.store.engine import lock_users
 from workers.store.identity import Store
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -329,6 +330,38 @@ async def test_overlapping_pages_written_at_once_neither_deadlock_nor_lose_a_use
     assert set(users) == set(ids)
     assert {users[i].status for i in ids[20:]} == {"Disabled"}
     assert {users[i].status for i in ids[:20]} == {"Enabled"}
+
+
+async def test_a_pages_user_locks_hold_back_a_single_writer_of_one_of_them(
+    store: Store, account_id: str
+) -> None:
+    """A page's writer and a one-user reconcile of a user on it lock the same key (one user's
+    lock is a statement of its own): the single writer waits until the page commits."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's BEGIN IMMEDIATE admits one writer at a time")
+    async with store.engine.connect() as page, page.begin():
+        await page.run_sync(lambda conn: lock_users(conn, account_id, ["101", "102"]))
+
+        pids: list[int] = []
+
+        async def single() -> None:
+            async with store.engine.connect() as conn, conn.begin():
+                pids.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+                await conn.run_sync(lambda c: lock_users(c, account_id, ["102"]))
+
+        waiting = asyncio.create_task(single())
+        waits = text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND pid = :pid"
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        async with store.engine.connect() as probe:
+            while not pids or (await probe.execute(waits, {"pid": pids[0]})).scalar_one() == 0:
+                assert loop.time() < deadline, "the single writer never waited"
+                await asyncio.sleep(0.01)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 10)
 
 
 async def test_users_are_counted_per_account(store: Store, account_id: str) -> None:
