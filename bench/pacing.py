@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
+from bench.cpu import CpuMeter
 from bench.pipeline_stages import p50_p99
 from bench.stack import REDIS_URL
 from events.queue import Queue
@@ -40,6 +41,7 @@ class Row:
     count: int = 0
     rate: float | None = None  # the paced rate, changes/s (None: a burst or lone changes)
     stages: dict[str, list[float]] = field(default_factory=dict)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU a change, by part (bench.cpu)
     load: tuple[float, float, float] = field(default_factory=os.getloadavg)
 
 
@@ -119,12 +121,15 @@ async def noop_baseline(
         rows.append(Row("arq no-op job", "-", workers, burst, *p50_p99(latencies), jobs))
         for rate in rates:
             paced = int(rate * seconds)
-            started = time.perf_counter()
-            for index in range(paced):
-                await pace(rate, index, started)
-                await queue.enqueue("noop", time.time())
-            latencies = await wait(paced)
-            rows.append(Row("arq no-op job", "-", workers, rate, *p50_p99(latencies), paced, rate))
+            async with CpuMeter({"workers": [p.pid for p in processes]}, REDIS_URL) as meter:
+                started = time.perf_counter()
+                for index in range(paced):
+                    await pace(rate, index, started)
+                    await queue.enqueue("noop", time.time())
+                latencies = await wait(paced)
+            row = Row("arq no-op job", "-", workers, rate, *p50_p99(latencies), paced, rate)
+            row.cpu_ms = meter.per_change_ms(paced)
+            rows.append(row)
     finally:
         for process in processes:
             process.terminate()

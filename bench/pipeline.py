@@ -37,9 +37,10 @@ from typing import Any
 
 import orjson
 
+from bench.cpu import CpuMeter, cores_needed, ringsync_ms
 from bench.pacing import LOAD_CPU, RINGSYNC_CPU, Row, noop_baseline, noop_worker, pace, pin
 from bench.pipeline_stages import breakdown, p50_p99, print_breakdown
-from bench.stack import Stack, postgres_available, running_stack
+from bench.stack import REDIS_URL, Stack, postgres_available, running_stack
 
 RATES = (50.0, 100.0, 200.0)
 
@@ -120,6 +121,15 @@ def _stage_logs() -> Iterator[Path]:
                 os.environ["RINGSYNC_STAGE_LOG"] = before
 
 
+def _meter(stack: Stack) -> CpuMeter:
+    """CPU of the receiver, the workers, their database and Redis, and this process (the load
+    and the sandbox; `bench.watch` is left out)."""
+    receivers = [pid for pid, name in stack.names.items() if name == "receiver"]
+    workers = [pid for pid, name in stack.names.items() if name.startswith("worker")]
+    parts = {"receiver": receivers, "workers": workers, "load": [os.getpid()]}
+    return CpuMeter(parts, REDIS_URL, stack.settings.database_url)
+
+
 @dataclass(frozen=True)
 class Plan:
     users: int
@@ -142,11 +152,14 @@ async def pipeline_rows(database: str, workers: int, plan: Plan) -> list[Row]:
             # Paced runs before the burst, on a quiet pipeline: after a burst, its covered single
             # jobs are still queued (deferred behind the batch) and would be measured instead.
             for rate in plan.rates:
-                sent, seen = await _paced(stack, ids[: int(rate * plan.seconds)], rate, plan.pinned)
+                async with _meter(stack) as meter:
+                    users = ids[: int(rate * plan.seconds)]
+                    sent, seen = await _paced(stack, users, rate, plan.pinned)
                 latencies = [(seen[ext] - sent[ext]) * 1000 for ext in seen]
                 row = Row("ringsync event -> mirror", database, workers, rate, count=len(seen))
                 row.p50_ms, row.p99_ms = p50_p99(latencies)
                 row.rate, row.stages = rate, breakdown(directory, sent, seen)
+                row.cpu_ms = meter.per_change_ms(len(users))
                 rows.append(row)
                 _print(row)
             rate_burst = await _burst(stack, ids)
@@ -208,7 +221,12 @@ async def run(selection: Selection) -> dict[str, Any]:
     if "postgres" in databases and not quick and not selection.only:
         rows.append(await bulk_row(10_000, pinned))
         _print(rows[-1])
-    return {"rows": [asdict(r) for r in rows], "users": plan.users, "pinned": pinned}
+    return {
+        "rows": [asdict(r) for r in rows],
+        "users": plan.users,
+        "pinned": pinned,
+        "cores": os.cpu_count(),
+    }
 
 
 def _print(row: Row) -> None:
@@ -222,6 +240,12 @@ def _print(row: Row) -> None:
     )
     if row.stages:
         print_breakdown(row.stages)
+    if row.cpu_ms:
+        parts = "  ".join(f"{part} {ms:.2f}" for part, ms in row.cpu_ms.items())
+        print(f"    CPU a change, ms: {parts}", flush=True)
+        if row.rate and "receiver" in row.cpu_ms:
+            needed = cores_needed(ringsync_ms(row.cpu_ms), row.rate)
+            print(f"    ringsync's cores at {row.rate:.0f}/s: {needed:.2f}", flush=True)
 
 
 def main() -> None:

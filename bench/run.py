@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from bench.chart import draw
+from bench.cpu import cores_needed, ringsync_ms
 from bench.report import RESULTS, update
 from bench.stack import postgres_available
 
@@ -134,6 +135,15 @@ def pipeline(quick: bool) -> tuple[list[Line], dict[str, Any]]:
                 Line("pipeline", f"  event -> mirror p99 ms ({at})", r["p99_ms"],
                      base.get("p99_ms"), "no-op enqueue -> run p99"),
             ]  # fmt: skip
+            cpu = r.get("cpu_ms") or {}
+            if cpu:
+                ours = ringsync_ms(cpu)
+                lines.append(Line("pipeline", f"    CPU a change, ms ({at})", ours,
+                                  ringsync_ms(base.get("cpu_ms") or {}) or None,
+                                  "arq no-op CPU a job"))  # fmt: skip
+                lines.append(Line("pipeline", f"    cores ringsync needs ({at})",
+                                  cores_needed(ours, r["rate"]), doc.get("cores"),
+                                  "cores of this machine"))  # fmt: skip
             if r["rate"] == max(x.get("rate") or 0 for x in rows):  # stages at the top rate
                 lines += [
                     Line("pipeline", f"    {step}, p99 ms ({at})", p99, None, f"p50 {p50:.0f} ms")

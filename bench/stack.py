@@ -52,6 +52,7 @@ class Stack:
     store: Store
     directory: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)  # pid -> the name it was spawned with
 
     def env(self) -> dict[str, str]:
         return self.settings.process_env(
@@ -71,6 +72,7 @@ class Stack:
                 stderr=log,
             )
         self.processes.append(process)
+        self.names[process.pid] = name
         return process
 
     async def ringsync(self, *args: str) -> str:

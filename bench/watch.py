@@ -20,6 +20,7 @@ import time
 
 import sqlalchemy as sa
 
+from bench.cpu import WATCH_APPLICATION
 from workers.store.engine import create_engine, reading
 
 POLL_EVERY = 0.01
@@ -35,6 +36,8 @@ async def watch(
     ready = False
     try:
         async with reading(engine) as conn:
+            if engine.dialect.name == "postgresql":  # told apart from ringsync's (`bench.cpu`)
+                await conn.execute(sa.text(f"SET application_name = '{WATCH_APPLICATION}'"))
             while len(seen) < expected and time.perf_counter() < deadline:
                 polled = time.time()
                 for (extension_id,) in await conn.execute(query, {"a": account_id, "t": tag}):
