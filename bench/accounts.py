@@ -214,7 +214,9 @@ GRACE_SECONDS = 60.0
 
 async def steady(stack: Stack, worlds: list[World], seconds: float) -> Steady:
     """Each of `worlds` changes one user every PERIOD s for `seconds`."""
-    sent: dict[tuple[str, str], tuple[str, float]] = {}
+    # Pending changes per user, oldest first: a user changed again before the mirror showed the
+    # last change keeps both (the first is seen when the mirror shows it or any later one).
+    sent: dict[tuple[str, str], list[tuple[str, float]]] = {}
     seen: list[float] = []
     rounds = int(seconds / PERIOD)
     step = PERIOD / len(worlds)
@@ -228,7 +230,7 @@ async def steady(stack: Stack, worlds: list[World], seconds: float) -> Steady:
                     await asyncio.sleep(delay)
                 ext = world.ordered()[k % len(world.ordered())].id
                 tag = f"s{uuid.uuid4().hex[:10]}"
-                sent[(world.account_id, ext)] = (tag, time.perf_counter())
+                sent.setdefault((world.account_id, ext), []).append((tag, time.perf_counter()))
                 world.update_user(ext, last_name=tag)
 
     async def watch(sender: asyncio.Task[None]) -> None:
@@ -252,10 +254,14 @@ async def steady(stack: Stack, worlds: list[World], seconds: float) -> Steady:
                     rows = (await conn.execute(query, values)).all()
                 now = time.perf_counter()
                 for account_id, ext, last_name in rows:
-                    found = sent.get((account_id, ext))
-                    if found is not None and found[0] == last_name:
-                        seen.append((now - found[1]) * 1000)
-                        del sent[(account_id, ext)]
+                    pending = sent.get((account_id, ext), [])
+                    tags = [tag for tag, _ in pending]
+                    if last_name in tags:
+                        shown = tags.index(last_name) + 1
+                        seen.extend((now - at) * 1000 for _, at in pending[:shown])
+                        del pending[:shown]
+                        if not pending:
+                            del sent[(account_id, ext)]
             await asyncio.sleep(0.01)
 
     sender = asyncio.create_task(send())
@@ -267,7 +273,7 @@ async def steady(stack: Stack, worlds: list[World], seconds: float) -> Steady:
         for attempt in world.deliverer.attempts
         if attempt.outcome != "delivered"
     )
-    return Steady(seen, len(sent), dict(refused))
+    return Steady(seen, sum(len(pending) for pending in sent.values()), dict(refused))
 
 
 async def bulk_beside(stack: Stack, bulk: int, seconds: float) -> tuple[Steady, float]:
