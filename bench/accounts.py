@@ -51,6 +51,7 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from bench.cpu import describe, stack_meter
 from bench.stack import (
     REDIS_URL,
     TOKEN,
@@ -389,15 +390,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with accounts_stack(args.accounts, args.users, first_users=args.bulk) as stack:
             # A round unmeasured first: each account's first change also logs it in.
             await steady(stack, stack.sandbox.worlds, PERIOD)
-            found = await steady(stack, stack.sandbox.worlds, args.seconds)
+            async with stack_meter(stack) as meter:
+                found = await steady(stack, stack.sandbox.worlds, args.seconds)
             a50, a99 = _quantiles(found.latencies)
+            cpu = meter.per_change_ms(len(found.latencies) + found.missing)
             result["a"] = {"changes": len(found.latencies), "p50_ms": a50, "p99_ms": a99,
-                           "missing": found.missing, "refused": found.refused}  # fmt: skip
+                           "missing": found.missing, "refused": found.refused,
+                           "cpu_ms": cpu}  # fmt: skip
             print(
                 f"(a) {len(found.latencies)} changes from {args.accounts} accounts: p50 {a50:.0f}"
                 f" ms, p99 {a99:.0f} ms (goal p99 <= {GOAL_P99_MS:.0f} ms); {_lost(found)}",
                 flush=True,
             )
+            print(f"    {describe(cpu, args.accounts / PERIOD)}", flush=True)
             beside, bulk_seconds = await bulk_beside(stack, args.bulk, args.seconds)
             b50, b99 = _quantiles(beside.latencies)
             result["b"] = {

@@ -21,6 +21,7 @@ from types import TracebackType
 import redis.asyncio as aioredis
 import sqlalchemy as sa
 
+from bench.stack import REDIS_URL, Stack
 from workers.store.engine import create_engine, reading
 
 _PROC = Path("/proc/self/stat").exists()
@@ -117,3 +118,19 @@ def ringsync_ms(per_change: dict[str, float]) -> float:
 def cores_needed(per_change_ms: float, rate: float) -> float:
     """Cores kept busy by `rate` changes/s at `per_change_ms` of CPU each."""
     return per_change_ms * rate / 1000
+
+
+def stack_meter(stack: Stack) -> CpuMeter:
+    """A meter for a `bench.stack` stack: its receiver, its workers, their database and Redis,
+    and this process as the load (the sandbox and the changes; `bench.watch` is left out)."""
+    receivers = [pid for pid, name in stack.names.items() if name == "receiver"]
+    workers = [pid for pid, name in stack.names.items() if name.startswith("worker")]
+    parts = {"receiver": receivers, "workers": workers, "load": [os.getpid()]}
+    return CpuMeter(parts, REDIS_URL, stack.settings.database_url)
+
+
+def describe(per_change: dict[str, float], rate: float) -> str:
+    """One line: the CPU a change by part, and the cores ringsync needs at `rate`."""
+    parts = "  ".join(f"{part} {ms:.2f}" for part, ms in per_change.items())
+    cores = cores_needed(ringsync_ms(per_change), rate)
+    return f"CPU a change, ms: {parts}; ringsync's cores at {rate:.0f}/s: {cores:.2f}"

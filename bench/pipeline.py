@@ -37,10 +37,10 @@ from typing import Any
 
 import orjson
 
-from bench.cpu import CpuMeter, cores_needed, ringsync_ms
+from bench.cpu import describe, stack_meter
 from bench.pacing import LOAD_CPU, RINGSYNC_CPU, Row, noop_baseline, noop_worker, pace, pin
 from bench.pipeline_stages import breakdown, p50_p99, print_breakdown
-from bench.stack import REDIS_URL, Stack, postgres_available, running_stack
+from bench.stack import Stack, postgres_available, running_stack
 
 RATES = (50.0, 100.0, 200.0)
 
@@ -121,15 +121,6 @@ def _stage_logs() -> Iterator[Path]:
                 os.environ["RINGSYNC_STAGE_LOG"] = before
 
 
-def _meter(stack: Stack) -> CpuMeter:
-    """CPU of the receiver, the workers, their database and Redis, and this process (the load
-    and the sandbox; `bench.watch` is left out)."""
-    receivers = [pid for pid, name in stack.names.items() if name == "receiver"]
-    workers = [pid for pid, name in stack.names.items() if name.startswith("worker")]
-    parts = {"receiver": receivers, "workers": workers, "load": [os.getpid()]}
-    return CpuMeter(parts, REDIS_URL, stack.settings.database_url)
-
-
 @dataclass(frozen=True)
 class Plan:
     users: int
@@ -152,7 +143,7 @@ async def pipeline_rows(database: str, workers: int, plan: Plan) -> list[Row]:
             # Paced runs before the burst, on a quiet pipeline: after a burst, its covered single
             # jobs are still queued (deferred behind the batch) and would be measured instead.
             for rate in plan.rates:
-                async with _meter(stack) as meter:
+                async with stack_meter(stack) as meter:
                     users = ids[: int(rate * plan.seconds)]
                     sent, seen = await _paced(stack, users, rate, plan.pinned)
                 latencies = [(seen[ext] - sent[ext]) * 1000 for ext in seen]
@@ -240,12 +231,8 @@ def _print(row: Row) -> None:
     )
     if row.stages:
         print_breakdown(row.stages)
-    if row.cpu_ms:
-        parts = "  ".join(f"{part} {ms:.2f}" for part, ms in row.cpu_ms.items())
-        print(f"    CPU a change, ms: {parts}", flush=True)
-        if row.rate and "receiver" in row.cpu_ms:
-            needed = cores_needed(ringsync_ms(row.cpu_ms), row.rate)
-            print(f"    ringsync's cores at {row.rate:.0f}/s: {needed:.2f}", flush=True)
+    if row.cpu_ms and row.rate:
+        print(f"    {describe(row.cpu_ms, row.rate)}", flush=True)
 
 
 def main() -> None:
