@@ -65,6 +65,15 @@ _TURN_KEEP_MS: Final = 60_000
 _HEAD_SCAN: Final = 100
 _OLDEST_MS: Final = 3_600_000
 
+# The channel every enqueue publishes on, after the queue's name (see `wake_channel`).
+WAKE_SUFFIX: Final = ":wake"
+
+
+def wake_channel(queue_name: str) -> str:
+    """Where `Queue` announces jobs it queued: idle workers sleep until a message here."""
+    return queue_name + WAKE_SUFFIX
+
+
 # ARGV = queue name, now ms, then (job id, score, ttl ms, payload, turn key) per job. Returns 1
 # (queued) or 0 (a job with that id is queued, running or has a kept result: arq's own dedup
 # rule). Running jobs stay in arq's sorted set: the earliest *waiting* job is the first one
@@ -85,6 +94,7 @@ _ENQUEUE_LUA: Final = (
     _EARLIEST_LUA
     + f"""
 local out = {{}}
+local first, last
 for i = 3, #ARGV, 5 do
   local id = ARGV[i]
   local key = 'arq:job:' .. id
@@ -103,10 +113,17 @@ for i = 3, #ARGV, 5 do
     end
     redis.call('PSETEX', key, ttl, ARGV[i + 3])
     redis.call('ZADD', ARGV[1], score, id)
+    first = math.min(first or score, score)
+    last = math.max(last or score, score)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
+end
+-- When the queued jobs come due, earliest and latest: idle workers sleep until then
+-- (workers.wake). pcall: a Redis user not allowed to publish still queues (its workers poll).
+if first then
+  redis.pcall('PUBLISH', ARGV[1] .. '{WAKE_SUFFIX}', string.format('%d %d', first, last))
 end
 return out
 """

@@ -30,6 +30,8 @@ from arq.worker import Worker
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
+from workers.wake import Waker
+
 logger = logging.getLogger("arq.worker")
 
 # How long a job another worker was found running is left out of this worker's claims: a job
@@ -56,13 +58,47 @@ return out
 
 
 class ClaimingWorker(Worker):
-    """`arq.worker.Worker` with `start_jobs` claiming a poll's jobs in one script call."""
+    """`arq.worker.Worker` with `start_jobs` claiming a poll's jobs in one script call, and,
+    given a `wake_channel`, sleeping between polls while idle (see `workers.wake`)."""
 
     _claim: AsyncScript | None = None
     # Job id -> time.monotonic() until which it is not asked about (see RUNNING_ELSEWHERE).
     _elsewhere: dict[str, float] | None = None
+    wake_channel: str | None = None
+    _waker: Waker | None = None
+
+    # What the last poll did: whether it looked (arq skips the poll of a full worker), how many
+    # jobs it claimed, and whether its page of due jobs was full (more may be due).
+    _looked = False
+    _claimed = 0
+    _page_full = False
+
+    async def _poll_iteration(self) -> None:
+        self._looked = False
+        await super()._poll_iteration()
+        if self.burst or self.wake_channel is None:
+            return  # a burst worker stops once the queue is empty: it polls on until then
+        if self._waker is None:
+            self._waker = Waker(self.pool, self.wake_channel)
+            self._waker.start()
+        if self._looked and not self._claimed and not self._page_full:
+            await self._waker.sleep()  # idle: until a job is due (or a wake-up, or a while)
+
+    def _job_done(self, _task: asyncio.Task[None]) -> None:
+        full = self.job_counter >= self.max_jobs
+        self._release_sem_dec_counter_on_complete()
+        if full and self._waker is not None:
+            self._waker.wake()  # a slot is free: what waited for one is claimed now
+
+    async def close(self) -> None:
+        if self._waker is not None:
+            await self._waker.close()
+            self._waker = None
+        await super().close()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
+        self._looked, self._claimed = True, 0
+        self._page_full = len(job_ids) >= self.queue_read_limit
         if self._claim is None:
             self._claim = self.pool.register_script(_CLAIM)
         now = time.monotonic()
@@ -105,5 +141,6 @@ class ClaimingWorker(Worker):
                 logger.debug("job %s already running elsewhere", job_id)
                 continue
             task = asyncio.get_running_loop().create_task(self.run_job(job_id, int(float(score))))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            task.add_done_callback(self._job_done)
             self.tasks[job_id] = task
+            self._claimed += 1

@@ -25,6 +25,7 @@ from events.queue import (
     RESYNC,
     ROLES_READ,
     ROLES_SWEEP,
+    wake_channel,
 )
 from events.settings import Settings
 from workers.accounts.registry import Registry, for_every_account, scoped
@@ -269,4 +270,5 @@ def build_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -
     worker = ClaimingWorker(**{**worker_settings(settings, burst=burst), **overrides})
     # arq derives this from the longest timeout (listings: 30 min); see workers.lease.
     worker.in_progress_timeout_s = lease_seconds(settings)
+    worker.wake_channel = wake_channel(settings.queue_name)
     return worker
