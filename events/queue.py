@@ -67,6 +67,9 @@ _OLDEST_MS: Final = 3_600_000
 
 # The channel every enqueue publishes on, after the queue's name (see `wake_channel`).
 WAKE_SUFFIX: Final = ":wake"
+# The times of at most this many jobs queued for later are announced in one message (an idle
+# worker polls at least every 0.5 s anyway).
+WAKE_LATER: Final = 32
 
 
 def wake_channel(queue_name: str) -> str:
@@ -94,7 +97,7 @@ _ENQUEUE_LUA: Final = (
     _EARLIEST_LUA
     + f"""
 local out = {{}}
-local first, last
+local due_now, dues = false, {{}}
 for i = 3, #ARGV, 5 do
   local id = ARGV[i]
   local key = 'arq:job:' .. id
@@ -113,17 +116,21 @@ for i = 3, #ARGV, 5 do
     end
     redis.call('PSETEX', key, ttl, ARGV[i + 3])
     redis.call('ZADD', ARGV[1], score, id)
-    first = math.min(first or score, score)
-    last = math.max(last or score, score)
+    if score <= now then
+      due_now = true
+    elseif #dues < {WAKE_LATER} then
+      dues[#dues + 1] = string.format('%d', score)
+    end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
--- When the queued jobs come due, earliest and latest: idle workers sleep until then
--- (workers.wake). pcall: a Redis user not allowed to publish still queues (its workers poll).
-if first then
-  redis.pcall('PUBLISH', ARGV[1] .. '{WAKE_SUFFIX}', string.format('%d %d', first, last))
+-- When the queued jobs come due: idle workers sleep until then (workers.wake). pcall: a Redis
+-- user not allowed to publish still queues (its workers poll).
+if due_now then dues[#dues + 1] = string.format('%d', now) end
+if #dues > 0 then
+  redis.pcall('PUBLISH', ARGV[1] .. '{WAKE_SUFFIX}', table.concat(dues, ' '))
 end
 return out
 """

@@ -28,7 +28,7 @@ from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from workers.wake import Waker
 
@@ -67,28 +67,46 @@ class ClaimingWorker(Worker):
     wake_channel: str | None = None
     _waker: Waker | None = None
 
-    # What the last poll did: whether it looked (arq skips the poll of a full worker), how many
-    # jobs it claimed, and whether its page of due jobs was full (more may be due).
-    _looked = False
-    _claimed = 0
-    _page_full = False
+    # Whether the last poll found nothing due but this worker's own running jobs (arq skips
+    # the poll of a full worker: then False), and whether one of its jobs ended since the last
+    # sleep (arq may have put it back for later: a retry announces nothing).
+    _idle = False
+    _ended = False
 
     async def _poll_iteration(self) -> None:
-        self._looked = False
+        self._idle = False
         await super()._poll_iteration()
         if self.burst or self.wake_channel is None:
             return  # a burst worker stops once the queue is empty: it polls on until then
         if self._waker is None:
             self._waker = Waker(self.pool, self.wake_channel)
             self._waker.start()
-        if self._looked and not self._claimed and not self._page_full:
-            await self._waker.sleep()  # idle: until a job is due (or a wake-up, or a while)
+        if not self._idle:
+            return  # busy, or due jobs another worker may hold: poll again (as arq would)
+        if self._ended:
+            self._ended = False
+            await self._expect_earliest(self._waker)
+        await self._waker.sleep()  # until a job is due (or a wake-up, or a while)
+
+    async def _expect_earliest(self, waker: Waker) -> None:
+        """Tell the waker when the earliest job queued for later comes due (a retry arq put
+        back, which nobody announced)."""
+        now = timestamp_ms()
+        try:
+            found = await self.pool.zrangebyscore(
+                self.queue_name, min=f"({now}", max="+inf", start=0, num=1, withscores=True
+            )
+        except (RedisError, OSError):
+            waker.wake()  # arq's next poll meets the same error and handles it
+            return
+        if found:
+            waker.expect(float(found[0][1]) / 1000)
 
     def _job_done(self, _task: asyncio.Task[None]) -> None:
-        full = self.job_counter >= self.max_jobs
         self._release_sem_dec_counter_on_complete()
-        if full and self._waker is not None:
-            self._waker.wake()  # a slot is free: what waited for one is claimed now
+        self._ended = True
+        if self._waker is not None:
+            self._waker.wake()  # a slot is free, and the job may be queued again for later
 
     async def close(self) -> None:
         if self._waker is not None:
@@ -97,8 +115,9 @@ class ClaimingWorker(Worker):
         await super().close()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        self._looked, self._claimed = True, 0
-        self._page_full = len(job_ids) >= self.queue_read_limit
+        # Idle only when every due job is one running here: jobs another worker holds stay in
+        # the queue, and a page of them can hide waiting jobs beyond the slots asked about.
+        self._idle = all(polled.decode() in self.tasks for polled in job_ids)
         if self._claim is None:
             self._claim = self.pool.register_script(_CLAIM)
         now = time.monotonic()
@@ -143,4 +162,3 @@ class ClaimingWorker(Worker):
             task = asyncio.get_running_loop().create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(self._job_done)
             self.tasks[job_id] = task
-            self._claimed += 1

@@ -24,11 +24,13 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import socket
 import time
-from typing import Final
+from typing import Any, Final
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import Connection
+from redis.exceptions import RedisError, ResponseError
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,26 @@ log = logging.getLogger(__name__)
 IDLE_POLL: Final = 0.5
 # How long after losing the channel it tries to listen again (polling every 10 ms meanwhile).
 RESUBSCRIBE_AFTER: Final = 1.0
-# Times of jobs announced for later that are remembered (beyond: IDLE_POLL finds them).
+# How long the answer to SUBSCRIBE may take before the channel counts as not listened to.
+SUBSCRIBE_WITHIN: Final = 5.0
+# Times of jobs announced for later that are remembered (the nearest; beyond, IDLE_POLL).
 REMEMBERED: Final = 10_000
+# A listening connection only reads, so a peer gone without a word (a NAT or load balancer
+# dropping a quiet flow) would never be noticed: the kernel probes it after 30 s of silence.
+_KEEPALIVE: Final = {
+    getattr(socket, name): value
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, name)
+}
+
+
+def _listening_client(redis: Redis) -> Redis:
+    """A client of its own for the channel, on the same server, with TCP keepalive."""
+    pool = redis.connection_pool
+    kwargs: dict[str, Any] = dict(pool.connection_kwargs)
+    if issubclass(pool.connection_class, Connection):  # TCP or TLS (not a Unix socket)
+        kwargs.update(socket_keepalive=True, socket_keepalive_options=_KEEPALIVE)
+    return Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
 
 class Waker:
@@ -65,31 +85,42 @@ class Waker:
         self._due_now = True
         self._changed.set()
 
-    def heard(self, message: bytes | str) -> None:
-        """An announcement: "<earliest ms> <latest ms>", the unix times the jobs come due."""
-        now = time.time()
-        try:
-            dues = sorted({int(part) / 1000 for part in message.split()})
-        except ValueError:
-            dues = []
-        if not dues or dues[0] <= now:
-            self._due_now = True
-        for due in dues:
-            if due > now and len(self._later) < REMEMBERED:
-                heapq.heappush(self._later, due)
+    def expect(self, due: float) -> None:
+        """Remember that a job comes due at `due` (unix time): a sleep ends then."""
+        if due <= time.time():
+            self.wake()
+            return
+        if len(self._later) >= REMEMBERED:  # keep the nearest half
+            self._later = heapq.nsmallest(REMEMBERED // 2, self._later)
+        heapq.heappush(self._later, due)
         self._changed.set()
+
+    def heard(self, message: bytes | str) -> None:
+        """An announcement: the unix times (ms) the queued jobs come due, space-separated."""
+        try:
+            dues = {int(part) / 1000 for part in message.split()}
+        except ValueError:
+            dues = set()
+        if not dues:
+            self.wake()
+        for due in dues:
+            self.expect(due)
 
     async def sleep(self) -> None:
         """Until a job is due, a wake-up or IDLE_POLL seconds; at once when not listening."""
-        deadline = time.time() + IDLE_POLL
+        loop = asyncio.get_running_loop()
+        deadline = (
+            loop.time() + IDLE_POLL
+        )  # the loop's clock: a wall clock set back changes nothing
         while self._listening and not self._due_now:
-            now = time.time()
-            until = min(deadline, self._later[0]) if self._later else deadline
-            if until <= now:
+            left = deadline - loop.time()
+            if self._later:
+                left = min(left, self._later[0] - time.time())
+            if left <= 0:
                 break
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(until - now):
+                async with asyncio.timeout(left):
                     await self._changed.wait()
         # Cleared before the poll that follows: what is announced during it wakes the next sleep.
         self._due_now = False
@@ -98,27 +129,56 @@ class Waker:
             heapq.heappop(self._later)
 
     async def _listen(self) -> None:
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                self._listening = True
-                self.wake()  # what was announced while not listening was missed
-                async for message in pubsub.listen():
+        client = _listening_client(self._redis)
+        try:
+            while True:
+                if await self._listen_once(client):
+                    return
+                await asyncio.sleep(RESUBSCRIBE_AFTER)
+        finally:
+            self._listening = False
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    async def _listen_once(self, client: Redis) -> bool:
+        """Subscribe and hear announcements until the connection fails (False: try again) or
+        the server refuses the channel (True: poll from now on)."""
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(self._channel)
+            while True:
+                message = await pubsub.get_message(
+                    timeout=None if self._listening else SUBSCRIBE_WITHIN
+                )
+                if message is None:
+                    if not self._listening:
+                        raise TimeoutError("no answer to SUBSCRIBE")
+                    continue
+                if message["type"] == "subscribe":
+                    self._listening = True
+                    self.wake()  # what was announced while not listening was missed
+                elif message["type"] == "message":
                     self.heard(message["data"])
-            except (RedisError, OSError) as exc:
-                if self._listening:
-                    log.warning("wake channel lost; polling meanwhile: %s", exc)
-            finally:
-                self._listening = False
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(RESUBSCRIBE_AFTER)
+        except ResponseError as exc:
+            # NOPERM: this Redis user may not use channels (Redis 7's default for new users).
+            log.warning("wake channel refused; idle workers poll every 10 ms: %s", exc)
+            return True
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._listening:
+                log.warning("wake channel lost; polling meanwhile: %s", exc)
+            return False
+        except Exception:  # never leave the worker deaf and unaware
+            log.exception("wake channel listener failed; polling meanwhile")
+            return False
+        finally:
+            self._listening = False
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
         self._listening = False

@@ -18,7 +18,7 @@ from arq.worker import func
 from events.queue import Queue, wake_channel
 from tests.fixtures.pipeline import eventually
 from tests.fixtures.services import PrivateRedis
-from workers import wake
+from workers import claim, wake
 from workers.claim import ClaimingWorker
 
 QUEUE = "arq:queue"
@@ -32,7 +32,9 @@ def long_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(redis_url: str, ran: dict[str, float]) -> AsyncIterator[ClaimingWorker]:
+async def running(
+    redis_url: str, ran: dict[str, float], *, max_jobs: int = 10
+) -> AsyncIterator[ClaimingWorker]:
     """A worker (not burst) with a wake channel, polling every 10 ms as ringsync's."""
 
     async def job(ctx: dict[str, Any], name: str) -> None:
@@ -43,6 +45,7 @@ async def running(redis_url: str, ran: dict[str, float]) -> AsyncIterator[Claimi
         redis_settings=RedisSettings.from_dsn(redis_url),
         queue_name=QUEUE,
         poll_delay=0.01,
+        max_jobs=max_jobs,
         handle_signals=False,
     )
     worker.wake_channel = wake_channel(QUEUE)
@@ -116,3 +119,33 @@ async def test_a_redis_user_that_may_not_publish_still_queues_and_its_workers_po
         assert not worker._waker.listening
     await limited.aclose()
     await admin.aclose()
+
+
+async def test_jobs_another_worker_runs_do_not_hide_waiting_ones_from_a_free_worker(
+    private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Running jobs stay at the head of arq's queue. A worker with 3 free slots asks about the
+    first 3 due jobs, finds them held by another worker, and must not go to sleep: a job
+    waiting behind them is due too."""
+    monkeypatch.setattr(claim, "RUNNING_ELSEWHERE", 0.05)
+    client = aioredis.Redis.from_url(private_redis.url)
+    ran: dict[str, float] = {}
+    async with running(private_redis.url, ran, max_jobs=3):
+        await _listening(client)
+        queue = Queue(client, QUEUE)
+        for n in range(3):  # another worker's, by the time they are queued
+            await client.set(f"arq:in-progress:held{n}", b"1", px=60_000)
+            await queue.enqueue("job", f"held{n}", job_id=f"held{n}")
+
+        async def all_due() -> bool:
+            return int(await client.zcount(QUEUE, "-inf", int(time.time() * 1000))) == 3
+
+        await eventually(all_due, within=5, what="the held jobs due")
+        # The scenario: this worker's memory of them as held elsewhere has run out.
+        await asyncio.sleep(0.1)
+        started = time.time()
+        await queue.enqueue("job", "waiting", job_id="waiting")
+        await eventually(lambda: asyncio.sleep(0, "waiting" in ran), within=FALLBACK * 2)
+        assert ran["waiting"] - started < FALLBACK / 2
+        assert not any(name.startswith("held") for name in ran)
+    await client.aclose()
