@@ -67,8 +67,8 @@ _OLDEST_MS: Final = 3_600_000
 
 # The channel every enqueue publishes on, after the queue's name (see `wake_channel`).
 WAKE_SUFFIX: Final = ":wake"
-# The times of at most this many jobs queued for later are announced in one message (an idle
-# worker polls at least every 0.5 s anyway).
+# The times of at most this many jobs queued for later are announced in one message, the
+# soonest among them (an idle worker polls at least every 0.5 s anyway).
 WAKE_LATER: Final = 32
 
 
@@ -97,7 +97,7 @@ _ENQUEUE_LUA: Final = (
     _EARLIEST_LUA
     + f"""
 local out = {{}}
-local due_now, dues = false, {{}}
+local due_now, soonest, dues = false, nil, {{}}
 for i = 3, #ARGV, 5 do
   local id = ARGV[i]
   local key = 'arq:job:' .. id
@@ -118,8 +118,9 @@ for i = 3, #ARGV, 5 do
     redis.call('ZADD', ARGV[1], score, id)
     if score <= now then
       due_now = true
-    elseif #dues < {WAKE_LATER} then
-      dues[#dues + 1] = string.format('%d', score)
+    else
+      if not soonest or score < soonest then soonest = score end
+      if #dues < {WAKE_LATER} then dues[#dues + 1] = string.format('%d', score) end
     end
     out[#out + 1] = 1
   else
@@ -128,6 +129,7 @@ for i = 3, #ARGV, 5 do
 end
 -- When the queued jobs come due: idle workers sleep until then (workers.wake). pcall: a Redis
 -- user not allowed to publish still queues (its workers poll).
+if soonest then dues[#dues + 1] = string.format('%d', soonest) end
 if due_now then dues[#dues + 1] = string.format('%d', now) end
 if #dues > 0 then
   redis.pcall('PUBLISH', ARGV[1] .. '{WAKE_SUFFIX}', table.concat(dues, ' '))

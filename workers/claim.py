@@ -34,6 +34,9 @@ from workers.wake import Waker
 
 logger = logging.getLogger("arq.worker")
 
+# Jobs queued for later whose due times a worker looks up after one of its jobs ended.
+LOOK_AHEAD: Final = 8
+
 # How long a job another worker was found running is left out of this worker's claims: a job
 # whose holder dies keeps its in-progress key far longer (arq's lease), so this delays nothing.
 RUNNING_ELSEWHERE: Final = 0.2
@@ -67,9 +70,10 @@ class ClaimingWorker(Worker):
     wake_channel: str | None = None
     _waker: Waker | None = None
 
-    # Whether the last poll found nothing due but this worker's own running jobs (arq skips
-    # the poll of a full worker: then False), and whether one of its jobs ended since the last
-    # sleep (arq may have put it back for later: a retry announces nothing).
+    # Whether the last poll asked about every due job it did not know to be running, here or
+    # elsewhere, and claimed none (arq skips the poll of a full worker: then False); and whether
+    # one of its jobs ended since the last sleep (arq may have put it back for later: a retry
+    # announces nothing).
     _idle = False
     _ended = False
 
@@ -82,7 +86,7 @@ class ClaimingWorker(Worker):
             self._waker = Waker(self.pool, self.wake_channel)
             self._waker.start()
         if not self._idle:
-            return  # busy, or due jobs another worker may hold: poll again (as arq would)
+            return  # busy, or due jobs not asked about: poll again (as arq would)
         if self._ended:
             self._ended = False
             await self._expect_earliest(self._waker)
@@ -94,13 +98,20 @@ class ClaimingWorker(Worker):
         now = timestamp_ms()
         try:
             found = await self.pool.zrangebyscore(
-                self.queue_name, min=f"({now}", max="+inf", start=0, num=1, withscores=True
-            )
+                self.queue_name, min=f"({now}", max="+inf", start=0, num=LOOK_AHEAD,
+                withscores=True,
+            )  # fmt: skip
         except (RedisError, OSError):
             waker.wake()  # arq's next poll meets the same error and handles it
             return
-        if found:
-            waker.expect(float(found[0][1]) / 1000)
+        for _job_id, score in found:
+            waker.expect(float(score) / 1000)
+
+    def _running_here(self, job_id: str) -> bool:
+        """Whether this worker runs `job_id` now (arq drops ended tasks only after its poll, and
+        the id may be queued again meanwhile)."""
+        task = self.tasks.get(job_id)
+        return task is not None and not task.done()
 
     def _job_done(self, _task: asyncio.Task[None]) -> None:
         self._release_sem_dec_counter_on_complete()
@@ -115,9 +126,10 @@ class ClaimingWorker(Worker):
         await super().close()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        # Idle only when every due job is one running here: jobs another worker holds stay in
-        # the queue, and a page of them can hide waiting jobs beyond the slots asked about.
-        self._idle = all(polled.decode() in self.tasks for polled in job_ids)
+        # Idle once every due job was asked about (a job asked about takes a slot: a page of
+        # jobs another worker runs, which stay queued, can fill them and hide waiting ones),
+        # none was claimed, and no page is left unread.
+        self._idle = len(job_ids) < self.queue_read_limit
         if self._claim is None:
             self._claim = self.pool.register_script(_CLAIM)
         now = time.monotonic()
@@ -127,11 +139,12 @@ class ClaimingWorker(Worker):
         wanted: list[str] = []
         for polled in job_ids:  # a slot for each, as arq takes them
             job_id = polled.decode()
-            if job_id in self.tasks or job_id in elsewhere:
-                continue  # running here (done ones are dropped by arq's poll), or elsewhere
+            if self._running_here(job_id) or job_id in elsewhere:
+                continue  # running here, or elsewhere
             # arq's semaphore has one permit more than max_jobs and moves with the counter:
             # below max_jobs a slot is taken without waiting.
             if self.job_counter >= self.max_jobs:
+                self._idle = False
                 break
             await self.sem.acquire()
             self.job_counter = self.job_counter + 1
@@ -162,3 +175,4 @@ class ClaimingWorker(Worker):
             task = asyncio.get_running_loop().create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(self._job_done)
             self.tasks[job_id] = task
+            self._idle = False

@@ -4,7 +4,8 @@ arq polls its queue every `poll_delay`; ringsync's 10 ms keeps a lone change's w
 an idle worker then asks Redis a hundred times a second (measured here: two idle workers took
 ~150 ms of CPU a second between them, and Redis ~180 commands a second). Every enqueue goes
 through `events.queue.Queue`, whose script also publishes, on the queue's wake channel
-(`events.queue.wake_channel`), when the jobs it queued are due: the earliest and the latest.
+(`events.queue.wake_channel`), when the jobs it queued come due ("now", and the earliest few of
+those queued for later).
 
 A worker whose last poll claimed nothing (see `workers.claim`) sleeps until one of:
 - a job is announced due now, or a job announced earlier comes due;
@@ -30,7 +31,7 @@ from typing import Any, Final
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoPermissionError, RedisError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Waker:
         self._later: list[float] = []  # heap: unix times jobs announced for later come due
         self._changed = asyncio.Event()
         self._listening = False
+        self._failed = False  # an unexpected error was logged
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -90,8 +92,11 @@ class Waker:
         if due <= time.time():
             self.wake()
             return
-        if len(self._later) >= REMEMBERED:  # keep the nearest half
-            self._later = heapq.nsmallest(REMEMBERED // 2, self._later)
+        if len(self._later) >= REMEMBERED:  # a busy worker never sleeps, so never pops
+            now = time.time()
+            self._later = heapq.nsmallest(
+                REMEMBERED // 2, (later for later in self._later if later > now)
+            )  # sorted: still a heap
         heapq.heappush(self._later, due)
         self._changed.set()
 
@@ -159,16 +164,18 @@ class Waker:
                     self.wake()  # what was announced while not listening was missed
                 elif message["type"] == "message":
                     self.heard(message["data"])
-        except ResponseError as exc:
-            # NOPERM: this Redis user may not use channels (Redis 7's default for new users).
+        except NoPermissionError as exc:
+            # This Redis user may not use channels (Redis 7's default for new users).
             log.warning("wake channel refused; idle workers poll every 10 ms: %s", exc)
             return True
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError) as exc:  # BUSY, LOADING, a connection lost
             if self._listening:
                 log.warning("wake channel lost; polling meanwhile: %s", exc)
             return False
-        except Exception:  # never leave the worker deaf and unaware
-            log.exception("wake channel listener failed; polling meanwhile")
+        except Exception:  # never leave the worker deaf and unaware (told once)
+            if not self._failed:
+                self._failed = True
+                log.exception("wake channel listener failed; polling meanwhile")
             return False
         finally:
             self._listening = False

@@ -121,6 +121,30 @@ async def test_a_redis_user_that_may_not_publish_still_queues_and_its_workers_po
     await admin.aclose()
 
 
+async def test_a_job_another_worker_runs_keeps_no_idle_worker_polling(
+    private_redis: PrivateRedis,
+) -> None:
+    """A due job held by another worker (a 30-minute listing, say) stays in arq's queue: once
+    asked about, it does not keep an idle worker polling every 10 ms."""
+    client = aioredis.Redis.from_url(private_redis.url)
+    ran: dict[str, float] = {}
+    async with running(private_redis.url, ran):
+        await _listening(client)
+        await client.set("arq:in-progress:held", b"1", px=60_000)
+        await Queue(client, QUEUE).enqueue("job", "held", job_id="held")
+
+        async def asked() -> bool:
+            stats = await client.info("commandstats")
+            return int(stats.get("cmdstat_evalsha", {}).get("calls", 0)) >= 2  # queue, claim
+
+        await eventually(asked, within=5, what="the worker asking about the held job")
+        await client.config_resetstat()
+        await asyncio.sleep(0.3)  # as above: counting polls needs the while
+        assert await _polls(client) <= 2
+        assert "held" not in ran
+    await client.aclose()
+
+
 async def test_jobs_another_worker_runs_do_not_hide_waiting_ones_from_a_free_worker(
     private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
