@@ -7,12 +7,14 @@ through `events.queue.Queue`, whose script also publishes, on the queue's wake c
 (`events.queue.wake_channel`), when the jobs it queued come due ("now", and the earliest few of
 those queued for later).
 
-A worker whose last poll claimed nothing (see `workers.claim`) sleeps until one of:
+A worker whose last poll asked about every due job and claimed none (see `workers.claim`)
+sleeps until one of:
 - a job is announced due now, or a job announced earlier comes due;
-- it is woken here (`wake`: one of its jobs ended while it had no free slot);
+- it is woken here (`wake`: one of its jobs ended; it then looks up the jobs queued for later,
+  since a retry arq puts back is announced to nobody);
 - IDLE_POLL seconds pass, whatever happens: arq's crons are queued from the poll loop up to a
-  second ahead, a job whose worker died becomes claimable when its lease expires, a retry arq
-  puts back is announced to nobody, and neither is a job queued by anything but `Queue`.
+  second ahead, a job whose worker died becomes claimable when its lease expires, and a job
+  queued by anything but `Queue` is announced to nobody.
 A poll that claimed something is followed by another after arq's `poll_delay`, as before: an
 account's jobs are due a millisecond apart (`events.queue`), so a busy worker keeps polling.
 While the channel is not listened to (Redis unreachable, not subscribed yet) the worker polls as
@@ -114,9 +116,8 @@ class Waker:
     async def sleep(self) -> None:
         """Until a job is due, a wake-up or IDLE_POLL seconds; at once when not listening."""
         loop = asyncio.get_running_loop()
-        deadline = (
-            loop.time() + IDLE_POLL
-        )  # the loop's clock: a wall clock set back changes nothing
+        # The loop's clock: a wall clock set back meanwhile changes nothing.
+        deadline = loop.time() + IDLE_POLL
         while self._listening and not self._due_now:
             left = deadline - loop.time()
             if self._later:
@@ -143,7 +144,7 @@ class Waker:
         finally:
             self._listening = False
             with contextlib.suppress(Exception):
-                await client.aclose()
+                await client.aclose(close_connection_pool=True)
 
     async def _listen_once(self, client: Redis) -> bool:
         """Subscribe and hear announcements until the connection fails (False: try again) or
